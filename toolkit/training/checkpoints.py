@@ -1,0 +1,54 @@
+"""Checkpoints as one .npz per step, written atomically (temporary name, then rename)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+PATTERN = re.compile(r"^step-(\d+)\.npz$")
+
+
+def variables_by_path(model, optimizer) -> dict:
+    """Every model and optimizer variable, keyed by a stable unique path."""
+    out = {f"model/{v.path}": v for v in model.variables}
+    out.update({f"optimizer/{v.path}": v for v in optimizer.variables})
+    return out
+
+
+def list_checkpoints(directory: Path) -> list[tuple[int, Path]]:
+    """(step, path) of the complete checkpoints in `directory`, oldest first."""
+    if not directory.is_dir():
+        return []
+    found = [(int(m.group(1)), directory / m.group(0)) for m in map(PATTERN.match, os.listdir(directory)) if m]
+    return sorted(found)
+
+
+def save_checkpoint(directory: Path, step: int, model, optimizer, keep: int) -> Path:
+    """Write the variables at `step`, then delete all but the newest `keep` checkpoints."""
+    directory.mkdir(parents=True, exist_ok=True)
+    values = {name: np.asarray(v.numpy()) for name, v in variables_by_path(model, optimizer).items()}
+    final = directory / f"step-{step}.npz"
+    temporary = directory / f".step-{step}.npz.tmp"
+    with open(temporary, "wb") as handle:
+        np.savez(handle, **values)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, final)  # atomic: a crash leaves the old set or the new file, never half
+    for _, old in list_checkpoints(directory)[:-keep]:
+        old.unlink(missing_ok=True)
+    return final
+
+
+def restore_checkpoint(path: Path, model, optimizer) -> None:
+    """Assign the variables saved in `path` to the built model and optimizer."""
+    with np.load(path) as saved:
+        variables = variables_by_path(model, optimizer)
+        missing = sorted(set(variables) - set(saved.files))
+        if missing:
+            raise ValueError(f"{path}: checkpoint lacks {len(missing)} variables (e.g. {missing[0]}); "
+                             f"was it written by another recipe?")
+        for name, variable in variables.items():
+            variable.assign(saved[name])

@@ -1,0 +1,62 @@
+"""Per-epoch metrics: metrics.csv (deterministic values only) and TensorBoard scalars."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import tensorflow as tf
+
+
+class MetricsLog:
+    """Append one row per epoch to `metrics.csv` and the same scalars to TensorBoard."""
+
+    def __init__(self, run_dir: Path, enabled: bool = True):
+        self.path = run_dir / "metrics.csv"
+        self.enabled = enabled
+        self.writer = tf.summary.create_file_writer(str(run_dir / "tensorboard")) if enabled else None
+
+    def truncate_after(self, step: int) -> None:
+        """Drop rows past `step`, so a resumed run rewrites the epochs it repeats."""
+        if not self.enabled or not self.path.exists():
+            return
+        rows = read_metrics(self.path)
+        kept = [r for r in rows if int(r["step"]) <= step]
+        if len(kept) != len(rows):
+            write_rows(self.path, kept)
+
+    def write(self, row: dict) -> None:
+        if not self.enabled:
+            return
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        with open(self.path, "a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow({k: (f"{v:.8g}" if isinstance(v, float) else v) for k, v in row.items()})
+        with self.writer.as_default(step=int(row["step"])):
+            for key, value in row.items():
+                if key not in ("epoch", "step"):
+                    tf.summary.scalar(key, value)
+
+    def image(self, name: str, images, step: int) -> None:
+        if self.enabled:
+            with self.writer.as_default(step=step):
+                tf.summary.image(name, images, max_outputs=8)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.flush()
+
+
+def read_metrics(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def write_rows(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as handle:
+        if rows:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
