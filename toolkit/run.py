@@ -156,6 +156,25 @@ def run(
             handler.close()
 
 
+def load_run(run_dir: Path, overrides=()):
+    """Recipe, data, model and optimizer of a run directory, restored from its last checkpoint.
+
+    Returns `(recipe, data, model, optimizer, step)`; the model runs under the default strategy.
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / "recipe.yaml").is_file():
+        raise RunError(f"{run_dir}: no recipe.yaml; expected a run directory written by toolkit run")
+    found = list_checkpoints(run_dir / "checkpoints")
+    if not found:
+        raise RunError(f"{run_dir}/checkpoints: no checkpoint to load; was the run trained?")
+    recipe = load_recipe(run_dir / "recipe.yaml", overrides)
+    recipe = {**recipe, "strategy": {"type": "default"}}
+    _, data, model, optimizer = setup(recipe)
+    step, path = found[-1]
+    restore_checkpoint(path, model, optimizer)
+    return recipe, data, model, optimizer, step
+
+
 def finish(run_dir: Path, recipe: dict, model, data) -> None:
     """Figures and SavedModel of a trained run."""
     if recipe["output"]["figures"]:

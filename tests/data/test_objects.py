@@ -32,10 +32,12 @@ def test_blob_sample_rejects_bad_values(centers, weights, sigma, message):
 
 
 @pytest.mark.parametrize(
-    "size, spacing", [(1.0, None), (1.0, 0.03), (2.0, None), (0.5, 0.01)]
+    "size, spacing, thickness",
+    [(1.0, None, 0.2), (1.0, 0.03, 0.2), (2.0, None, 0.2), (0.5, 0.01, 0.2)]
+    + [(1.0, 0.01, 0.25), (1.0, 0.2, 0.1)],
 )
-def test_letter_f_is_centred_and_bounded(size, spacing):
-    f = letter_f(size=size, spacing=spacing)
+def test_letter_f_is_centred_and_bounded(size, spacing, thickness):
+    f = letter_f(size=size, spacing=spacing, thickness=thickness)
     assert np.abs(f.center_of_mass).max() < 1e-6 * size
     assert f.radius <= 0.6 * size
     height = f.centers[:, 1].max() - f.centers[:, 1].min()

@@ -12,11 +12,10 @@ from toolkit.data.render import pixel_centers, pixel_size, render_shadows, rende
 EYE = np.eye(3, dtype=np.float32)[None]
 
 
-def rot(*args, **kwargs) -> np.ndarray:
-    """scipy rotation matrices as float32 [B, 3, 3]."""
-    return np.asarray(
-        Rotation.from_euler(*args, **kwargs).as_matrix(), np.float32
-    ).reshape(-1, 3, 3)
+def z_turn(degrees: float) -> np.ndarray:
+    """scipy's rotation about the beam (z) axis, float32 [1, 3, 3]."""
+    matrix = Rotation.from_euler("z", degrees, degrees=True).as_matrix()
+    return matrix.astype(np.float32)[None]
 
 
 def random_rotations(n: int, seed: int) -> np.ndarray:
@@ -86,7 +85,7 @@ def test_turn_about_beam_rotates_image(f_sample, degrees, k):
     # x' = Rz(+90) x maps (x, y) -> (-y, x): with row <-> y (row 0 = lowest y) that is
     # a clockwise quarter turn of the array as printed, i.e. np.rot90(k=-1).
     start = random_rotations(1, seed=3)
-    turned = rot("z", degrees, degrees=True) @ start
+    turned = z_turn(degrees) @ start
     base, image = render_shadows(
         f_sample, np.concatenate([start, turned]), 40, 0.75
     ).numpy()

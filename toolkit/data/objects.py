@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 # Letter proportions as fractions of the height, chosen so that after centring every
-# blob centre lies within 0.6 * size of the origin at any spacing (thickness <= 0.3).
+# blob centre lies within 0.6 * size of the origin at any spacing (thickness <= 0.25).
 _STEM_WIDTH = 0.20
 _ARM_HEIGHT = 0.16
 _TOP_ARM_WIDTH = 0.46
@@ -101,7 +101,7 @@ def letter_f(
     shorter middle arm) and is extruded along z. The middle arm fills only the front
     half of the depth (z > 0), so the F has neither a rotation symmetry nor a mirror
     plane: an extruded F would equal its z-mirror, and R and its mirror twin would cast
-    identical shadows. The F is centred on its centre of mass; for thickness <= 0.3
+    identical shadows. The F is centred on its centre of mass; for thickness <= 0.25
     every blob centre lies within 0.6 * size of the origin, so with blob_sigma <=
     0.05 * size any rotation stays inside an image spanning +-0.75 * size.
 

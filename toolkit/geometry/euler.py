@@ -176,7 +176,7 @@ def quaternion_to_euler(
     w, v = q[..., 0], [q[..., 1], q[..., 2], q[..., 3]]
     if proper:
         a, b, c, d = w, v[i], v[j], parity * v[k]
-    else:  # rotate the frame by 90 degrees about axis j: a Tait-Bryan becomes proper
+    else:  # compose with a 90-degree turn about axis j (unscaled): now a proper sequence
         a, b, c, d = w - v[j], v[i] + parity * v[k], v[j] + w, parity * v[k] - v[i]
     middle = 2 * safe_atan2(
         safe_norm(tf.stack([c, d], -1)), safe_norm(tf.stack([a, b], -1))

@@ -3,6 +3,7 @@
 Every layer is registered for Keras serialization under the package name ``toolkit``.
 """
 
+from toolkit.layers.cpd_dense import CPDDense
 from toolkit.layers.gaussian_latent import GaussianLatent
 from toolkit.layers.lstm_sampler import LSTMSampler
 from toolkit.layers.orientation_encoding import OrientationEncoding
@@ -10,6 +11,7 @@ from toolkit.layers.projection_decoder import ProjectionDecoder
 from toolkit.layers.rotation_conditioned_encoder import RotationConditionedEncoder
 
 __all__ = [
+    "CPDDense",
     "GaussianLatent",
     "LSTMSampler",
     "OrientationEncoding",

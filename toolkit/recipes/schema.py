@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from toolkit.errors import RecipeError  # noqa: F401  (raised by validation users)
 
 REQUIRED = object()
+FLOAT_TEXT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,8 @@ def _scalar(path: str, value, kind: str, errors: list[str]):
             errors.append(f"{path}: expected an integer, got {describe(value)}")
             return None
     elif kind == "float":
+        if isinstance(value, str) and FLOAT_TEXT.match(value):
+            value = float(value)  # YAML 1.1 reads "1e-4" (no dot) as a string
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             errors.append(f"{path}: expected a number, got {describe(value)}")
             return None
