@@ -1,3 +1,6 @@
+"""`python -m toolkit`: the same command line as `toolkit`."""
+
 from toolkit.cli import main
 
-main()
+if __name__ == "__main__":
+    main()

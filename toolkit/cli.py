@@ -26,7 +26,25 @@ def fail(message: str, code: int = EXIT_BAD_INPUT):
     sys.exit(code)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class ToolkitGroup(click.Group):
+    """Turns the known failures into one-line errors and exit codes; bugs keep their traceback."""
+
+    def invoke(self, ctx):
+        from toolkit.errors import NonFiniteLossError, RecipeError, RunError
+
+        try:
+            return super().invoke(ctx)
+        except RecipeError as error:
+            for line in str(error).splitlines():
+                click.echo(f"error: {line}", err=True)
+            ctx.exit(EXIT_BAD_INPUT)
+        except RunError as error:
+            fail(str(error))
+        except NonFiniteLossError as error:
+            fail(f"{error}; the last good checkpoint is kept", code=1)
+
+
+@click.group(cls=ToolkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Show debug messages.")
 def cli(verbose: bool) -> None:
     """Learn the orientation of a sample from its 2D projections (shadows)."""
@@ -87,27 +105,51 @@ def recipes(directory) -> None:
         click.echo(f"{path.name:24s} {data.get('description', '') if isinstance(data, dict) else ''}")
 
 
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), help="Where to write (default RUN_DIR/saved_model).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing SavedModel there.")
+def export(run_dir, out, overwrite) -> None:
+    """Write the SavedModel of a trained RUN_DIR, with `encode` and `decode` endpoints."""
+    import shutil
+
+    from toolkit.errors import RunError
+
+    out = out or run_dir / "saved_model"
+    if out.exists() and not overwrite:
+        raise RunError(f"{out}: already exists; pass --overwrite or choose another --out")
+    from toolkit.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    from toolkit.run import export as export_model
+    from toolkit.run import load_run
+
+    _, data, model, _, step = load_run(run_dir)
+    if out.exists():
+        shutil.rmtree(out)
+    export_model(model, data, out)
+    click.echo(f"{out}: SavedModel of step {step} with signatures encode, decode")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+def plot(run_dir) -> None:
+    """Draw the figures of a trained RUN_DIR again, from its checkpoint and metrics."""
+    from toolkit.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    from toolkit.run import load_run, write_figures
+
+    _, data, model, _, _ = load_run(run_dir)
+    write_figures(Path(run_dir), model, data)
+    click.echo(f"{Path(run_dir) / 'figures'}: figures written")
+
+
 def shipped_recipes() -> Path:
-    return Path(__file__).resolve().parent.parent / "recipes"
+    """recipes/ of the current directory, else of the source checkout toolkit runs from."""
+    local = Path("recipes")
+    return local if local.is_dir() else Path(__file__).resolve().parent.parent / "recipes"
 
 
 def main() -> None:
-    from toolkit.errors import NonFiniteLossError, RecipeError, RunError
-
-    try:
-        cli.main(standalone_mode=False)
-    except click.exceptions.Exit as done:
-        sys.exit(done.exit_code)
-    except click.ClickException as error:
-        error.show()
-        sys.exit(EXIT_BAD_INPUT)
-    except click.exceptions.Abort:
-        sys.exit(130)
-    except RecipeError as error:
-        for line in str(error).splitlines():
-            click.echo(f"error: {line}", err=True)
-        sys.exit(EXIT_BAD_INPUT)
-    except RunError as error:
-        fail(str(error))
-    except NonFiniteLossError as error:
-        fail(f"{error}; the last good checkpoint is kept", code=1)
+    cli(prog_name="toolkit")

@@ -55,7 +55,6 @@ def loss_curves(rows: list[dict], path: Path) -> Path:
     left.plot(epochs, [-float(r["val_elbo"]) for r in rows], marker="o", label="validation -ELBO")
     left.set_xlabel("epoch")
     left.set_ylabel("nats per example")
-    left.set_yscale("symlog")
     left.legend()
     right.plot(epochs, [float(r["val_ssim"]) for r in rows], marker="o", label="posterior mean")
     if rows and "val_ssim_prior" in rows[0]:

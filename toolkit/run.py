@@ -180,9 +180,13 @@ def finish(run_dir: Path, recipe: dict, model, data) -> None:
     if recipe["output"]["figures"]:
         write_figures(run_dir, model, data)
     if recipe["output"]["export"]:
-        width = data.validation["condition"].shape[-1] if "condition" in data.validation else None
-        export_saved_model(model, run_dir / "saved_model", (data.image_size,) * 2 + (data.channels,), width,
-                           data.sequence)
+        export(model, data, run_dir / "saved_model")
+
+
+def export(model, data, path: Path) -> Path:
+    """The SavedModel of a model trained on `data` (its image shape and condition width)."""
+    width = data.validation["condition"].shape[-1] if "condition" in data.validation else None
+    return export_saved_model(model, path, (data.image_size,) * 2 + (data.channels,), width, data.sequence)
 
 
 def write_figures(run_dir: Path, model, data) -> None:

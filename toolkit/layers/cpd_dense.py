@@ -461,3 +461,20 @@ def _check_shape_factors(name: str, value: Any) -> tuple[int, ...] | None:
 
 def _as_list(value: tuple[int, ...] | None) -> list[int] | None:
     return None if value is None else list(value)
+
+
+def check_dense_rank(owner: str, value: Any) -> int | None:
+    """Validate the `dense_rank` argument of a layer with CPD-capable Dense sublayers.
+
+    Args:
+        owner: class name of the layer, for the error message.
+        value: `None` (plain `Dense` sublayers) or a positive integer (the CP rank).
+
+    Returns:
+        `None` or the rank as a Python int.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{owner}: `dense_rank` must be a positive integer or None, got {value!r}.")
+    return int(value)

@@ -3,6 +3,7 @@
 import keras
 from keras import layers, ops
 
+from toolkit.layers.cpd_dense import CPDDense, check_dense_rank
 from toolkit.layers.shapes import check_rank, fold_time, unfold_time
 
 
@@ -25,6 +26,9 @@ class ProjectionDecoder(keras.layers.Layer):
         activation: activation of the hidden layers. Default value: `"relu"`.
         output_activation: activation of the output image, e.g. `"sigmoid"` for Bernoulli
             pixels. Default value: `None` (linear).
+        dense_rank: `None` for plain `Dense` layers, or a positive integer to make the two
+            large ones, `hidden_dense` and `grid_dense`, `CPDDense` layers of that rank.
+            Default value: `None`.
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Example:
@@ -37,6 +41,9 @@ class ProjectionDecoder(keras.layers.Layer):
     (2, 3, 16, 16, 1)
     """
 
+    #: The Dense sublayers that `dense_rank` turns into `CPDDense` (`toolkit compress` uses it).
+    CPD_SUBLAYERS = ("hidden_dense", "grid_dense")
+
     def __init__(
         self,
         image_size: int,
@@ -47,6 +54,7 @@ class ProjectionDecoder(keras.layers.Layer):
         condition_units: int = 32,
         activation="relu",
         output_activation=None,
+        dense_rank: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -75,6 +83,7 @@ class ProjectionDecoder(keras.layers.Layer):
         self.activation = keras.activations.get(activation)
         self.output_activation = keras.activations.get(output_activation)
         self.start_size = self.image_size // step
+        self.dense_rank = check_dense_rank("ProjectionDecoder", dense_rank)
 
     def build(self, latent_shape, condition_shape=None):
         check_rank(self, "latent", latent_shape, (2,), "[batch, latent_dim]")
@@ -91,11 +100,9 @@ class ProjectionDecoder(keras.layers.Layer):
             else:
                 features += condition_shape[-1]
         first = self.filters[0] if self.filters else self.channels
-        self.hidden_dense = layers.Dense(self.units, activation=self.activation, name="hidden_dense")
+        self.hidden_dense = self._dense(self.units, "hidden_dense")
         self.hidden_dense.build((None, features))
-        self.grid_dense = layers.Dense(
-            self.start_size * self.start_size * first, activation=self.activation, name="grid_dense"
-        )
+        self.grid_dense = self._dense(self.start_size * self.start_size * first, "grid_dense")
         self.grid_dense.build((None, self.units))
         shape = (None, self.start_size, self.start_size, first)
         self.deconvolutions = []
@@ -113,6 +120,12 @@ class ProjectionDecoder(keras.layers.Layer):
         )
         self.output_conv.build(shape)
         self.built = True
+
+    def _dense(self, units: int, name: str) -> keras.layers.Layer:
+        """A plain Dense sublayer, or a CPDDense one when `dense_rank` is set (same name either way)."""
+        if self.dense_rank is None:
+            return layers.Dense(units, activation=self.activation, name=name)
+        return CPDDense(units, self.dense_rank, activation=self.activation, name=name)
 
     def call(self, latent, condition=None):
         time = None
@@ -149,6 +162,7 @@ class ProjectionDecoder(keras.layers.Layer):
                 "condition_units": self.condition_units,
                 "activation": keras.activations.serialize(self.activation),
                 "output_activation": keras.activations.serialize(self.output_activation),
+                "dense_rank": self.dense_rank,
             }
         )
         return config

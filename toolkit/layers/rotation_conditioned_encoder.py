@@ -3,6 +3,7 @@
 import keras
 from keras import layers, ops
 
+from toolkit.layers.cpd_dense import CPDDense, check_dense_rank
 from toolkit.layers.shapes import check_rank, fold_time, unfold_time
 
 
@@ -22,6 +23,9 @@ class RotationConditionedEncoder(keras.layers.Layer):
         units: width of the output feature vector. Default value: `128`.
         condition_units: width of the dense encoding of the condition. Default value: `32`.
         activation: activation of every hidden layer. Default value: `"relu"`.
+        dense_rank: `None` for a plain `Dense` output layer, or a positive integer to make
+            `output_dense` (by far the largest) a `CPDDense` of that rank.
+            Default value: `None`.
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Example:
@@ -34,6 +38,9 @@ class RotationConditionedEncoder(keras.layers.Layer):
     (2, 5, 16)
     """
 
+    #: The Dense sublayers that `dense_rank` turns into `CPDDense` (`toolkit compress` uses it).
+    CPD_SUBLAYERS = ("output_dense",)
+
     def __init__(
         self,
         filters=(32, 64),
@@ -41,6 +48,7 @@ class RotationConditionedEncoder(keras.layers.Layer):
         units: int = 128,
         condition_units: int = 32,
         activation="relu",
+        dense_rank: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -62,6 +70,7 @@ class RotationConditionedEncoder(keras.layers.Layer):
         self.units = int(units)
         self.condition_units = int(condition_units)
         self.activation = keras.activations.get(activation)
+        self.dense_rank = check_dense_rank("RotationConditionedEncoder", dense_rank)
 
     def build(self, images_shape, condition_shape=None):
         check_rank(self, "images", images_shape, (4, 5), "[batch, (time,) height, width, channels]")
@@ -90,7 +99,12 @@ class RotationConditionedEncoder(keras.layers.Layer):
             features += self.condition_units
         elif condition_shape is not None:
             features += condition_shape[-1]
-        self.output_dense = layers.Dense(self.units, activation=self.activation, name="output_dense")
+        if self.dense_rank is None:
+            self.output_dense = layers.Dense(self.units, activation=self.activation, name="output_dense")
+        else:
+            self.output_dense = CPDDense(
+                self.units, self.dense_rank, activation=self.activation, name="output_dense"
+            )
         self.output_dense.build((None, features))
         self.built = True
 
@@ -118,6 +132,7 @@ class RotationConditionedEncoder(keras.layers.Layer):
                 "units": self.units,
                 "condition_units": self.condition_units,
                 "activation": keras.activations.serialize(self.activation),
+                "dense_rank": self.dense_rank,
             }
         )
         return config

@@ -80,10 +80,17 @@ DATA = {
     ),
 }
 
+
+def dense_rank_field(sublayers: str) -> Field:
+    """`dense_rank`: its None default alone would make it a string field, so type it explicitly."""
+    return Field("int", None, f"CP rank of {sublayers} (CPDDense); null for plain Dense",
+                 minimum=1, nullable=True)
+
+
 ENCODERS = {
     "RotationConditionedEncoder": Component(
         "Convolutional encoder of each image joined with its condition.",
-        fields_from_signature(RotationConditionedEncoder),
+        fields_from_signature(RotationConditionedEncoder, overrides={"dense_rank": dense_rank_field("output_dense")}),
     ),
 }
 SAMPLERS = {
@@ -97,7 +104,11 @@ SAMPLERS = {
 DECODERS = {
     "ProjectionDecoder": Component(
         "Transposed-convolution decoder of the latent code joined with the condition.",
-        fields_from_signature(ProjectionDecoder, fixed=("image_size", "channels", "output_activation")),
+        fields_from_signature(
+            ProjectionDecoder,
+            fixed=("image_size", "channels", "output_activation"),
+            overrides={"dense_rank": dense_rank_field("hidden_dense and grid_dense")},
+        ),
     ),
 }
 LIKELIHOODS = {

@@ -8,13 +8,22 @@ from pathlib import Path
 
 import numpy as np
 
+from toolkit.errors import RunError
+
 PATTERN = re.compile(r"^step-(\d+)\.npz$")
 
 
+AUTO_SUFFIX = re.compile(r"_\d+(?=/|$)")
+
+
 def variables_by_path(model, optimizer) -> dict:
-    """Every model and optimizer variable, keyed by a stable unique path."""
-    out = {f"model/{v.path}": v for v in model.variables}
-    out.update({f"optimizer/{v.path}": v for v in optimizer.variables})
+    """Every model and optimizer variable, keyed by position and path.
+
+    Keras numbers auto-named objects per process (`seed_generator_9`), so those suffixes are
+    dropped; the position keeps keys unique and the path keeps them readable.
+    """
+    out = {f"model/{i}/{AUTO_SUFFIX.sub('', v.path)}": v for i, v in enumerate(model.variables)}
+    out.update({f"optimizer/{i}/{AUTO_SUFFIX.sub('', v.path)}": v for i, v in enumerate(optimizer.variables)})
     return out
 
 
@@ -48,7 +57,11 @@ def restore_checkpoint(path: Path, model, optimizer) -> None:
         variables = variables_by_path(model, optimizer)
         missing = sorted(set(variables) - set(saved.files))
         if missing:
-            raise ValueError(f"{path}: checkpoint lacks {len(missing)} variables (e.g. {missing[0]}); "
+            raise RunError(f"{path}: checkpoint lacks {len(missing)} variables (e.g. {missing[0]}); "
                              f"was it written by another recipe?")
+        for name, variable in variables.items():
+            if tuple(saved[name].shape) != tuple(variable.shape):
+                raise RunError(f"{path}: {name} has shape {saved[name].shape} in the checkpoint but "
+                                 f"{tuple(variable.shape)} in the model; was it written by another recipe?")
         for name, variable in variables.items():
             variable.assign(saved[name])

@@ -1,0 +1,91 @@
+"""The custom training loop: replica-count invariance, resumable data order, determinism."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from toolkit.errors import RunError
+from toolkit.recipes.builders import build_data, build_model
+from toolkit.recipes.loader import load_recipe
+from toolkit.training.checkpoints import restore_checkpoint, save_checkpoint
+from toolkit.training.loop import build_for_training, make_optimizer, make_train_step, with_latent_noise
+
+
+def prepared(recipe, strategy, learning_rate=1.0):
+    data = build_data(recipe)
+    with strategy.scope():
+        model = build_model(recipe, data)
+        optimizer = make_optimizer("sgd", learning_rate)
+        build_for_training(model, optimizer, data.validation)
+    return data, model, optimizer
+
+
+def distributed_steps(recipe, strategy, data, model, optimizer, steps, start=0):
+    batch = recipe["train"]["global_batch_size"]
+    dataset = with_latent_noise(data.train_dataset(batch, start), model.latent.latent_dim, 0, start)
+    iterator = iter(strategy.experimental_distribute_dataset(dataset))
+    step = make_train_step(model, optimizer, strategy, batch)
+    return [[float(x) for x in step(iterator)] for _ in range(steps)]
+
+
+def weights(model):
+    return {v.path: np.array(v.numpy()) for v in model.trainable_variables}
+
+
+def test_two_replicas_match_one_for_the_same_global_batch(tiny_f_shadow):
+    path, overrides = tiny_f_shadow
+    recipe = load_recipe(path, overrides + ["train.global_batch_size=8"])
+    one = tf.distribute.get_strategy()
+    two = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    assert two.num_replicas_in_sync == 2
+    data, model_one, opt_one = prepared(recipe, one)
+    _, model_two, opt_two = prepared(recipe, two)
+    model_two.set_weights(model_one.get_weights())
+    before = weights(model_one)
+    (loss_one,) = distributed_steps(recipe, one, data, model_one, opt_one, 1)
+    (loss_two,) = distributed_steps(recipe, two, data, model_two, opt_two, 1)
+    np.testing.assert_allclose(loss_one[:2], loss_two[:2], rtol=1e-5)
+    after_one, after_two = weights(model_one), weights(model_two)
+    for name, start in before.items():
+        # SGD with learning rate 1: the update is minus the gradient.
+        np.testing.assert_allclose(start - after_one[name], start - after_two[name], rtol=1e-4, atol=1e-6,
+                                   err_msg=name)
+    assert any(not np.allclose(before[n], after_one[n]) for n in before)
+
+
+def test_resuming_from_a_checkpoint_continues_the_same_run(tiny_f_shadow, tmp_path):
+    path, overrides = tiny_f_shadow
+    recipe = load_recipe(path, overrides)
+    strategy = tf.distribute.get_strategy()
+    data, straight, opt = prepared(recipe, strategy, learning_rate=0.01)
+    losses = distributed_steps(recipe, strategy, data, straight, opt, 4)
+
+    data, first, opt_first = prepared(recipe, strategy, learning_rate=0.01)
+    early = distributed_steps(recipe, strategy, data, first, opt_first, 2)
+    checkpoint = save_checkpoint(tmp_path, 2, first, opt_first, keep=1)
+    data, resumed, opt_resumed = prepared(recipe, strategy, learning_rate=0.01)
+    restore_checkpoint(checkpoint, resumed, opt_resumed)
+    late = distributed_steps(recipe, strategy, data, resumed, opt_resumed, 2, start=2)
+    np.testing.assert_allclose(np.array(early + late), np.array(losses), rtol=1e-6)
+    for name, value in weights(straight).items():
+        np.testing.assert_allclose(weights(resumed)[name], value, rtol=1e-6, atol=1e-7, err_msg=name)
+
+
+def test_checkpoints_keep_the_newest(tiny_f_shadow, tmp_path):
+    path, overrides = tiny_f_shadow
+    recipe = load_recipe(path, overrides)
+    _, model, opt = prepared(recipe, tf.distribute.get_strategy())
+    for step in (1, 2, 3, 4):
+        save_checkpoint(tmp_path, step, model, opt, keep=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step-3.npz", "step-4.npz"]
+
+
+def test_restore_refuses_a_checkpoint_of_another_model(tiny_f_shadow, tmp_path):
+    path, overrides = tiny_f_shadow
+    small = load_recipe(path, overrides)
+    _, model, opt = prepared(small, tf.distribute.get_strategy())
+    checkpoint = save_checkpoint(tmp_path, 1, model, opt, keep=1)
+    for change, message in (("model.encoder.filters=[4, 4]", "checkpoint lacks"), ("model.decoder.units=9", "shape")):
+        _, model_other, opt_other = prepared(load_recipe(path, overrides + [change]), tf.distribute.get_strategy())
+        with pytest.raises(RunError, match=message):
+            restore_checkpoint(checkpoint, model_other, opt_other)
