@@ -197,6 +197,20 @@ GOLDENS: tuple[Golden, ...] = (
         _constructor(ProjectionDecoder, **_DECODER),
         functools.partial(_latent_and_condition, 51, time=3),
     ),
+    Golden(  # `dense_rank` makes the output Dense a CPDDense (nested-layer coverage)
+        "encoder_cpd_dense",
+        "RotationConditionedEncoder",
+        _constructor(RotationConditionedEncoder, **_ENCODER, dense_rank=2),
+        functools.partial(_images, 23, condition=6),
+        skip_reason=CPD_DENSE_SKIP,
+    ),
+    Golden(  # `dense_rank` makes hidden_dense and grid_dense CPDDense layers
+        "decoder_cpd_dense",
+        "ProjectionDecoder",
+        _constructor(ProjectionDecoder, **_DECODER, dense_rank=2),
+        functools.partial(_latent_and_condition, 52, time=3),
+        skip_reason=CPD_DENSE_SKIP,
+    ),
     Golden(
         "cpd_dense",
         "CPDDense",
@@ -230,6 +244,8 @@ BAD_ARGUMENTS: dict[str, tuple[dict, str]] = {
     "gaussian_latent": ({"kl_weight": -0.25}, "-0.25"),
     "decoder_condition": ({"image_size": 13}, "13"),
     "decoder_time_condition": ({"units": -9}, "-9"),
+    "encoder_cpd_dense": ({"dense_rank": -1}, "-1"),
+    "decoder_cpd_dense": ({"dense_rank": 2.5}, "2.5"),
     "cpd_dense": ({"rank": -2}, "-2"),
 }
 
