@@ -71,3 +71,94 @@ def save(fig, path: Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+# MNIST figures: images are shown top row first (origin "upper"), unlike the shadow panels.
+
+
+def latent_clusters(points2d: np.ndarray, labels: np.ndarray, path: Path, title: str = "latent means by digit") -> Path:
+    """Latent means coloured by digit, the poster's Fig. 2.
+
+    Args:
+        points2d: `[N, 2]` latent means (or their first two principal components).
+        labels: `[N]` digit of each point.
+        path: PNG file to write.
+        title: figure title.
+    """
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    palette = sns.color_palette("tab10", 10)
+    for digit in np.unique(labels):
+        chosen = labels == digit
+        ax.scatter(points2d[chosen, 0], points2d[chosen, 1], s=6, alpha=0.7, linewidths=0,
+                   color=palette[int(digit) % 10], label=str(digit))
+    ax.legend(title="digit", markerscale=2.5, fontsize=7, title_fontsize=8, loc="center left",
+              bbox_to_anchor=(1.0, 0.5), frameon=False)
+    ax.set_title(title)
+    return save(fig, path)
+
+
+def image_grid(
+    images: np.ndarray,
+    path: Path,
+    title: str,
+    columns: int | None = None,
+    row_labels: list[str] | None = None,
+    column_labels: list[str] | None = None,
+) -> Path:
+    """Images in a grid, for reconstructions, samples from the prior and latent sweeps.
+
+    Args:
+        images: `[N, H, W, 1]` (laid out row by row in `columns` columns) or a ready grid
+            `[rows, columns, H, W, 1]`; intensities in [0, 1].
+        path: PNG file to write.
+        title: figure title.
+        columns: columns for `[N, H, W, 1]` input; default a near-square grid.
+        row_labels: a label left of each row, or `None`.
+        column_labels: a label above each column of the first row, or `None`.
+    """
+    images = np.asarray(images)
+    if images.ndim == 4:
+        columns = columns or int(np.ceil(np.sqrt(len(images))))
+        rows = int(np.ceil(len(images) / columns))
+        padded = np.zeros((rows * columns,) + images.shape[1:], images.dtype)
+        padded[: len(images)] = images
+        images = padded.reshape((rows, columns) + images.shape[1:])
+    rows, columns = images.shape[:2]
+    fig, axes = plt.subplots(rows, columns, figsize=(0.75 * columns + 0.6, 0.75 * rows + 0.5), squeeze=False)
+    for row in range(rows):
+        for column in range(columns):
+            ax = axes[row, column]
+            ax.imshow(images[row, column, ..., 0], cmap="gray", vmin=0.0, vmax=1.0)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row_labels is not None and column == 0:
+                ax.set_ylabel(row_labels[row], rotation=0, ha="right", va="center", fontsize=8)
+            if column_labels is not None and row == 0:
+                ax.set_title(column_labels[column], fontsize=7)
+    fig.suptitle(title)
+    return save(fig, path)
+
+
+def latent_sweep(images_grid: np.ndarray, path: Path, values=None, dimension: int = 0) -> Path:
+    """Poster Fig. 3: each row a digit, each column one value of a single latent dimension.
+
+    Args:
+        images_grid: `[digits, steps, H, W, 1]` decoded images.
+        path: PNG file to write.
+        values: the `steps` swept values (for the column labels), or `None`.
+        dimension: index of the swept latent dimension (for the title).
+    """
+    labels = None if values is None else [f"{v:+.1f}" for v in values]
+    return image_grid(images_grid, path, f"latent dimension {dimension} swept, the others at 0",
+                      row_labels=[str(d) for d in range(len(images_grid))], column_labels=labels)
+
+
+def class_samples(images_grid: np.ndarray, path: Path) -> Path:
+    """Class-conditional samples: row d decodes digit d; a column shares one latent draw (its style).
+
+    Args:
+        images_grid: `[digits, samples, H, W, 1]` decoded images.
+        path: PNG file to write.
+    """
+    return image_grid(images_grid, path, "samples from the prior, one digit per row, one draw per column",
+                      row_labels=[str(d) for d in range(len(images_grid))])

@@ -146,6 +146,10 @@ def run(
                 "wall_seconds": round(time.perf_counter() - started, 2),
             }
         )
+        if data.kind == "mnist":  # how the latent space organises the digits
+            from toolkit.mnist_report import mnist_metrics
+
+            summary.update(mnist_metrics(model, data.validation, result.metrics))
         if chief:
             finish(run_dir, recipe, model, data)
             write_json(run_dir / "summary.json", summary)
@@ -197,12 +201,18 @@ def write_figures(run_dir: Path, model, data) -> None:
     truth = shown["images"]
     if data.sequence:  # the first view of eight held-out sequences
         truth, mean = truth[:, 0], mean[:, 0]
+    if data.kind == "mnist":  # plots.reconstructions draws row 0 at the bottom, as for shadows
+        truth, mean = truth[:, ::-1], mean[:, ::-1]
     plots.reconstructions(truth, mean, figures / "reconstructions.png", "held-out: truth (top), reconstruction")
     if data.kind == "shadows":
         batch = data.source.batch(256, TRAIN_STREAM, 0)  # orientations of the first training batch
         rotations = tf.reshape(batch["rotations"], [-1, 3, 3])
         points = geometry.lambert_projection(geometry.view_directions(rotations)).numpy()
         plots.lambert_map(points, figures / "orientations_lambert.png", "training view directions (Lambert)")
+    elif data.kind == "mnist":
+        from toolkit.mnist_report import write_mnist_figures
+
+        write_mnist_figures(figures, model, validation)
     metrics = run_dir / "metrics.csv"
     if metrics.exists():
         plots.loss_curves(read_metrics(metrics), figures / "loss_curves.png")

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from toolkit.data import objects
 from toolkit.data.shadows import OrientationSampler, ShadowData
+from toolkit.errors import RunError
 from toolkit.layers import (
     LSTMSampler,
     OrientationEncoding,
@@ -87,9 +88,12 @@ def build_data(recipe: dict) -> DataBundle:
 
 def build_mnist(spec: dict) -> DataBundle:
     """MNIST digits as a DataBundle; labels become a one-hot condition for a conditional model."""
-    from toolkit.data.mnist import load_mnist
+    from toolkit.data.mnist import MnistFileError, load_mnist
 
-    splits = load_mnist(spec["source"], spec["path"], spec["validation_fraction"], spec["seed"])
+    try:
+        splits = load_mnist(spec["source"], spec["path"], spec["validation_fraction"], spec["seed"])
+    except MnistFileError as error:  # a bad or missing file is the user's input: a one-line CLI error
+        raise RunError(str(error)) from None
     conditional = spec["conditional"]
 
     def as_inputs(images, labels):
@@ -101,6 +105,8 @@ def build_mnist(spec: dict) -> DataBundle:
     def train_dataset(batch_size, start=0):
         count = len(splits.train_labels)
         per_epoch = count // batch_size
+        if per_epoch == 0:  # else the batch index below divides by zero inside tf.data
+            raise RunError(f"train.global_batch_size: {batch_size} exceeds the {count} MNIST training images")
 
         def batch(index):
             epoch, position = index // per_epoch, index % per_epoch

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 def cross_checks(recipe: dict) -> list[str]:
     """Errors (one line each, with key paths) for contradictory settings in a valid recipe."""
@@ -27,6 +29,8 @@ def cross_checks(recipe: dict) -> list[str]:
             errors.append("model.sampler.type: LSTMSampler reads sequences; MNIST has single images, use Dense")
         if data["path"] is not None and data["source"] != "keras":
             errors.append("data.path: only used with data.source: keras; remove it or set source: keras")
+        elif data["path"] is not None and not Path(data["path"]).expanduser().is_file():
+            errors.append(f"data.path: {data['path']}: file not found; give a Keras-format mnist.npz")
     if data["type"] == "shadows" and model["sampler"]["type"] == "Dense" and data["sequence_length"] != 1:
         errors.append(
             f"model.sampler.type: Dense reads one shadow, but data.sequence_length is {data['sequence_length']}; "

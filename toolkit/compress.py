@@ -1,0 +1,394 @@
+"""Compress a trained run: its large Dense layers become CPDDense, fine-tuned, compared, saved as a new run.
+
+The compressed model is built fresh from the run's recipe with `dense_rank` set (so its
+sublayers are `CPDDense` from the start and the new run directory reloads with `load_run`);
+every other variable is copied from the original by path, and the CP factors come from
+`CPDDense.from_dense` (ALS on the trained kernels).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import re
+import statistics
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+import yaml
+
+from toolkit import compress_plots
+from toolkit.errors import RunError
+from toolkit.export import export_saved_model
+from toolkit.layers.cpd_dense import CPDDense
+from toolkit.recipes.builders import build_model
+from toolkit.recipes.loader import load_recipe
+from toolkit.run import load_run, prepare_run_dir, write_json
+from toolkit.training.checkpoints import save_checkpoint
+from toolkit.training.evaluate import evaluate
+from toolkit.training.loop import (
+    build_for_training,
+    check_finite,
+    make_optimizer,
+    make_train_step,
+    with_latent_noise,
+)
+
+log = logging.getLogger("toolkit")
+
+PARTS = ("encoder", "decoder")
+DEFAULT_SWEEP = (2, 4, 8, 16)
+MIN_PARAMS = 10_000
+# Keras numbers auto-named objects per process; the same seed generator is `_1` in one model, `_3` in the next.
+SEED_SUFFIX = re.compile(r"(seed_generator)_\d+")
+
+
+def dense_sublayers(model) -> dict[str, keras.layers.Layer]:
+    """The Dense and CPDDense sublayers of the model's encoder and decoder, keyed `"decoder/grid_dense"`."""
+    out = {}
+    for part in PARTS:
+        layer = getattr(model, part, None)
+        for value in vars(layer).values() if layer is not None else ():
+            if isinstance(value, (keras.layers.Dense, CPDDense)):
+                out[f"{part}/{value.name}"] = value
+    return out
+
+
+def compressible(model) -> dict[str, keras.layers.Dense]:
+    """The plain Dense sublayers a recipe's `dense_rank` can turn into CPDDense (the layer's `CPD_SUBLAYERS`)."""
+    out = {}
+    for name, layer in dense_sublayers(model).items():
+        part, sub = name.split("/")
+        if isinstance(layer, keras.layers.Dense) and sub in getattr(getattr(model, part), "CPD_SUBLAYERS", ()):
+            out[name] = layer
+    return out
+
+
+def describe_layers(layers: dict[str, keras.layers.Layer]) -> str:
+    return ", ".join(f"{name} ({layer.count_params():,} params)" for name, layer in layers.items()) or "none"
+
+
+def select_layers(model, layers: Iterable[str] | None, min_params: int = MIN_PARAMS) -> list[str]:
+    """Check `layers` (or pick the default ones) against the model; raise `RunError` naming a bad one.
+
+    A recipe sets `dense_rank` per encoder/decoder, which converts all of that part's
+    `CPD_SUBLAYERS` together, so a selection must take them together too (else the new run
+    directory could not be rebuilt from its recipe).
+
+    Args:
+        model: the trained ConditionalVAE.
+        layers: name paths like `"decoder/grid_dense"`, or `None` for every part holding a
+            compressible Dense layer with at least `min_params` parameters.
+        min_params: size threshold of the default selection.
+
+    Returns:
+        The selected name paths, in model order.
+    """
+    every, candidates = dense_sublayers(model), compressible(model)
+    if layers is None:
+        parts = {name.split("/")[0] for name, layer in candidates.items() if layer.count_params() >= min_params}
+        chosen = [name for name in candidates if name.split("/")[0] in parts]
+        if not chosen:
+            raise RunError(f"no Dense layer with >= {min_params:,} parameters to compress; "
+                           f"available: {describe_layers(candidates)}")
+        return chosen
+    wanted = list(dict.fromkeys(name.strip() for name in layers if name.strip()))
+    if not wanted:
+        raise RunError(f"--layers: no layer named; expected some of {', '.join(candidates) or 'none'}")
+    for name in wanted:
+        if name not in every:
+            raise RunError(f"--layers {name!r}: no such Dense layer in the model; "
+                           f"expected one of {', '.join(candidates) or 'none'}")
+        if isinstance(every[name], CPDDense):
+            raise RunError(f"--layers {name!r}: already a CPDDense of rank {every[name].rank}; "
+                           f"expected one of {', '.join(candidates) or 'none'}")
+        if name not in candidates:
+            raise RunError(f"--layers {name!r}: a recipe cannot declare it as CPDDense (dense_rank covers "
+                           f"{', '.join(candidates)}); expected one of those")
+    for part in {name.split("/")[0] for name in wanted}:
+        together = [name for name in candidates if name.startswith(f"{part}/")]
+        missing = [name for name in together if name not in wanted]
+        if missing:
+            raise RunError(f"--layers: model.{part}.dense_rank makes {' and '.join(together)} CPDDense together; "
+                           f"add {', '.join(missing)} or leave the {part} out")
+    return [name for name in candidates if name in wanted]
+
+
+def check_rank(value, option: str = "--rank") -> int:
+    """A CP rank as an int, or `RunError` naming the value."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise RunError(f"{option} {value!r}: expected a positive integer (the CP rank)")
+    return value
+
+
+def compressed_recipe(recipe: dict, names: Sequence[str], rank: int) -> dict:
+    """The recipe with `dense_rank: rank` in every part (encoder/decoder) holding a compressed layer."""
+    out = copy.deepcopy(recipe)
+    for part in dict.fromkeys(name.split("/")[0] for name in names):
+        out["model"][part]["dense_rank"] = rank
+    return out
+
+
+def build_compressed(recipe: dict, data):
+    """A fresh model and optimizer for `recipe`, built as `load_run` builds them (default strategy)."""
+    model = build_model(recipe, data)
+    optimizer = make_optimizer(recipe["train"]["optimizer"], recipe["train"]["learning_rate"])
+    build_for_training(model, optimizer, data.validation)
+    return model, optimizer
+
+
+def sublayer(model, name: str):
+    part, sub = name.split("/")
+    return getattr(getattr(model, part), sub)
+
+
+def transfer(original, compressed, fits: dict[str, CPDDense]) -> None:
+    """Copy every variable of `original` into `compressed` by path; the CP layers take the fitted factors.
+
+    Args:
+        original: the trained model.
+        compressed: the same architecture with CPDDense sublayers at the keys of `fits`.
+        fits: the CPDDense fitted (by `CPDDense.from_dense`) to each compressed layer.
+    """
+    done = set()
+    for name, fitted in fits.items():
+        target = sublayer(compressed, name)
+        for variable, value in zip(target.weights, fitted.weights, strict=True):
+            variable.assign(value)
+            done.add(id(variable))
+    source = {SEED_SUFFIX.sub(r"\1", v.path): v for v in original.variables}
+    for variable in compressed.variables:
+        if id(variable) in done:
+            continue
+        match = source.get(SEED_SUFFIX.sub(r"\1", variable.path))
+        if match is None or tuple(match.shape) != tuple(variable.shape):
+            raise RuntimeError(f"no variable of shape {tuple(variable.shape)} at {variable.path} in the original model")
+        variable.assign(match)
+
+
+def fit_layers(original, names: Sequence[str], rank: int, cache: dict) -> tuple[dict, dict]:
+    """CP fits of the named Dense layers at `rank` (cached by name and rank, as ALS is deterministic)."""
+    fits, infos = {}, {}
+    for name in names:
+        if (name, rank) not in cache:
+            started = time.perf_counter()
+            layer, info = CPDDense.from_dense(sublayer(original, name), rank)
+            info["seconds"] = time.perf_counter() - started
+            cache[name, rank] = (layer, info)
+        fits[name], infos[name] = cache[name, rank]
+    return fits, infos
+
+
+def measure(model, data) -> dict:
+    """Validation metrics with `loss` = the negative ELBO per example (lower is better)."""
+    metrics = evaluate(model, data.validation)
+    return {"loss": -metrics["val_elbo"], **metrics}
+
+
+def relative_change(after: float, before: float) -> float:
+    """(after - before) / |before|: positive means larger (worse for a loss, better for SSIM)."""
+    return (after - before) / abs(before) if before else float("inf")
+
+
+def finetune(model, optimizer, data, recipe: dict, steps: int, start_step: int) -> float:
+    """Train `steps` optimizer steps with the run's loop pieces, from batch `start_step`; returns seconds."""
+    if steps == 0:
+        return 0.0
+    config = recipe["train"]
+    strategy = tf.distribute.get_strategy()
+    batch_size = config["global_batch_size"]
+    dataset = with_latent_noise(
+        data.train_dataset(batch_size, start_step), model.latent.latent_dim, config["seed"], start_step
+    )
+    iterator = iter(strategy.experimental_distribute_dataset(dataset))
+    train_step = make_train_step(model, optimizer, strategy, batch_size)
+    started = time.perf_counter()
+    for step in range(start_step + 1, start_step + steps + 1):
+        reconstruction, kl, bad = (float(x) for x in train_step(iterator))
+        check_finite(step, reconstruction, kl, bad)
+    return time.perf_counter() - started
+
+
+def forward_seconds(model, data, batch: int = 64, repeats: int = 7) -> float:
+    """Median seconds of one deterministic forward pass (encode and decode) on validation examples."""
+    inputs = {k: v[:batch] for k, v in data.validation.items() if k in ("images", "condition")}
+    forward = tf.function(lambda x: model(x, training=False))
+    forward(inputs)  # trace outside the timing
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        forward(inputs)
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
+
+
+def layer_report(original, compressed, names: Sequence[str], infos: dict) -> dict:
+    """Per compressed layer: kernel shape, CP modes, parameters before/after and ALS errors."""
+    out = {}
+    for name in names:
+        dense, cpd = sublayer(original, name), sublayer(compressed, name)
+        before, after = dense.count_params(), cpd.count_params()
+        out[name] = {
+            "kernel_shape": list(dense.kernel.shape),
+            "input_modes": list(cpd.input_modes),
+            "output_modes": list(cpd.output_modes),
+            "params_before": before,
+            "params_after": after,
+            "ratio": before / after,
+            "relative_error": infos[name]["relative_error"],
+            "als_iterations": len(infos[name]["als_errors"]),
+            "als_seconds": round(infos[name]["seconds"], 3),
+            "als_errors": infos[name]["als_errors"],
+        }
+    return out
+
+
+def sweep(original, recipe, data, names, ranks, steps, start_step, cache) -> list[dict]:
+    """Parameters of the compressed layers and validation metrics, before (and after a short fine-tune), per rank."""
+    rows = []
+    for rank in ranks:
+        model, optimizer = build_compressed(compressed_recipe(recipe, names, rank), data)
+        fits, _ = fit_layers(original, names, rank, cache)
+        transfer(original, model, fits)
+        row = {
+            "rank": rank,
+            "layer_params": sum(sublayer(model, name).count_params() for name in names),
+            "compressed": measure(model, data),
+        }
+        if steps:
+            finetune(model, optimizer, data, recipe, steps, start_step)
+            row["finetuned"] = measure(model, data)
+        log.info(f"sweep rank {rank}: {row['layer_params']:,} params, loss {row['compressed']['loss']:.1f}"
+                 + (f" -> {row['finetuned']['loss']:.1f}" if steps else ""))
+        rows.append(row)
+    return rows
+
+
+def default_out(run_dir: Path, rank: int) -> Path:
+    run_dir = Path(run_dir)
+    return run_dir.with_name(f"{run_dir.name}-cpd-r{rank}")
+
+
+def refuse_non_empty(out: Path) -> None:
+    """The check of `prepare_run_dir`, without creating anything (so bad input writes nothing)."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise RunError(f"{out}: exists and is not an empty directory; choose another --out")
+
+
+def compress_run(
+    run_dir: Path,
+    rank: int,
+    layers: Iterable[str] | None = None,
+    finetune_steps: int = 200,
+    out: Path | None = None,
+    sweep_ranks: Sequence[int] = DEFAULT_SWEEP,
+    sweep_finetune_steps: int = 50,
+    min_params: int = MIN_PARAMS,
+    learning_rate: float | None = None,
+    export: bool = True,
+) -> dict:
+    """Compress a trained run's Dense layers into CPDDense of rank `rank`, fine-tune, and write a new run.
+
+    Args:
+        run_dir: a run directory written by `toolkit run` (recipe.yaml and a checkpoint).
+        rank: CP rank of every compressed layer.
+        layers: name paths such as `"decoder/grid_dense"`; `None` takes every part (encoder,
+            decoder) with a compressible Dense layer of at least `min_params` parameters.
+        finetune_steps: optimizer steps after compression (0 for none).
+        out: the new run directory (default `<run_dir>-cpd-r<rank>`); must not be a non-empty one.
+        sweep_ranks: ranks of the sweep figure (empty for none).
+        sweep_finetune_steps: fine-tuning steps of each sweep point (0 for before fine-tuning only).
+        min_params: size threshold of the default layer selection.
+        learning_rate: fine-tuning learning rate; `None` keeps the recipe's.
+        export: write the compressed model's SavedModel.
+
+    Returns:
+        The summary written to `out/summary.json`.
+
+    Raises:
+        RunError: bad rank, steps or layer names, a missing run, or a non-empty `out`; raised
+            before anything is written.
+    """
+    run_dir = Path(run_dir)
+    rank = check_rank(rank)
+    sweep_ranks = [check_rank(r, "--sweep") for r in dict.fromkeys(sweep_ranks)]
+    for option, steps in (("--finetune-steps", finetune_steps), ("--sweep-finetune-steps", sweep_finetune_steps)):
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+            raise RunError(f"{option} {steps!r}: expected an integer >= 0")
+    if learning_rate is not None and not learning_rate > 0:
+        raise RunError(f"--learning-rate {learning_rate!r}: expected a positive number")
+    out = Path(out) if out is not None else default_out(run_dir, rank)
+    refuse_non_empty(out)
+    recipe, data, original, _, step = load_run(run_dir)
+    names = select_layers(original, layers, min_params)
+    prepare_run_dir(out, overwrite=False)
+
+    new_recipe = compressed_recipe(recipe, names, rank)
+    new_recipe["strategy"] = load_recipe(run_dir / "recipe.yaml")["strategy"]  # load_run forced the default
+    new_recipe["description"] = f"{recipe['description']} [CP rank {rank} of {', '.join(names)}, from {run_dir}]"
+    train_recipe = copy.deepcopy(recipe)
+    if learning_rate is not None:
+        train_recipe["train"]["learning_rate"] = learning_rate
+    cache: dict = {}
+    fits, infos = fit_layers(original, names, rank, cache)
+    model, optimizer = build_compressed(compressed_recipe(train_recipe, names, rank), data)
+    transfer(original, model, fits)
+    log.info(f"compressed {', '.join(names)} to rank {rank}; fine-tuning {finetune_steps} steps")
+    metrics = {"original": measure(original, data), "compressed": measure(model, data)}
+    seconds = finetune(model, optimizer, data, train_recipe, finetune_steps, step)
+    metrics["finetuned"] = measure(model, data)
+    timing = {"original": forward_seconds(original, data), "compressed": forward_seconds(model, data)}
+
+    layer_info = layer_report(original, model, names, infos)
+    before = sum(info["params_before"] for info in layer_info.values())
+    after = sum(info["params_after"] for info in layer_info.values())
+    summary = {
+        "source_run": str(run_dir),
+        "source_step": step,
+        "step": step + finetune_steps,
+        "rank": rank,
+        "layers": layer_info,
+        "parameters": {
+            "model_before": int(original.count_params()),
+            "model_after": int(model.count_params()),
+            "model_ratio": original.count_params() / model.count_params(),
+            "layers_before": before,
+            "layers_after": after,
+            "layers_ratio": before / after,
+        },
+        "validation": metrics,
+        "relative_change": {
+            key: {stage: relative_change(metrics[stage][key], metrics["original"][key])
+                  for stage in ("compressed", "finetuned")}
+            for key in ("loss", "val_mse", "val_ssim")
+        },
+        "finetune": {
+            "steps": finetune_steps,
+            "learning_rate": train_recipe["train"]["learning_rate"],
+            "seconds": round(seconds, 2),
+        },
+        "forward_seconds": {**timing, "speedup": timing["original"] / timing["compressed"]},
+    }
+    summary["sweep"] = sweep(original, train_recipe, data, names, sweep_ranks, sweep_finetune_steps, step, cache)
+    write_outputs(out, new_recipe, model, optimizer, data, summary, export)
+    return summary
+
+
+def write_outputs(out: Path, recipe: dict, model, optimizer, data, summary: dict, export: bool) -> None:
+    """recipe.yaml, a checkpoint (so `load_run` reloads it), figures, the SavedModel and summary.json."""
+    (out / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
+    save_checkpoint(out / "checkpoints", summary["step"], model, optimizer, recipe["train"]["keep_checkpoints"])
+    curves = {name: info["als_errors"] for name, info in summary["layers"].items()}
+    compress_plots.als_convergence(curves, summary["rank"], out / "figures" / "als_convergence.png")
+    if summary["sweep"]:
+        compress_plots.rank_sweep(summary["sweep"], summary["validation"]["original"],
+                                  out / "figures" / "rank_sweep.png", summary["sweep_finetune_steps"]
+                                  if "sweep_finetune_steps" in summary else 0)
+    if export:
+        width = data.validation["condition"].shape[-1] if "condition" in data.validation else None
+        export_saved_model(model, out / "saved_model", (data.image_size,) * 2 + (data.channels,), width,
+                           data.sequence)
+    write_json(out / "summary.json", summary)

@@ -1,0 +1,57 @@
+"""Figures of `toolkit compress`: ALS convergence per layer (poster Fig. 9) and the rank sweep."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from toolkit.plots import plt, save
+
+
+def als_convergence(curves: dict[str, list[float]], rank: int, path: Path) -> Path:
+    """Relative reconstruction error of each layer's kernel after every ALS sweep, log y.
+
+    Args:
+        curves: ALS error curve per compressed layer name (e.g. `"decoder/grid_dense"`).
+        rank: the CP rank, for the title.
+        path: where to write the PNG.
+    """
+    fig, ax = plt.subplots(figsize=(5.2, 3.4))
+    for name, errors in curves.items():
+        ax.plot(range(1, len(errors) + 1), errors, label=name)
+    ax.set_yscale("log")
+    ax.set_xlabel("ALS iteration")
+    ax.set_ylabel(r"$\|W - \hat W\|_F \,/\, \|W\|_F$")
+    ax.set_title(f"CP-ALS convergence, rank {rank}")
+    ax.legend(fontsize=7)
+    return save(fig, path)
+
+
+def rank_sweep(rows: list[dict], original: dict, path: Path, finetune_steps: int) -> Path:
+    """Validation -ELBO and MSE against the parameters of the compressed layers, one point per rank.
+
+    Args:
+        rows: one dict per rank with `rank`, `layer_params`, `compressed` and, when fine-tuned,
+            `finetuned` (each a metrics dict with `loss` and `val_mse`).
+        original: metrics of the uncompressed model (drawn as a horizontal line).
+        path: where to write the PNG.
+        finetune_steps: steps of the short fine-tune behind `finetuned`, for the legend.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    x = [row["layer_params"] for row in rows]
+    for ax, key, label in ((axes[0], "loss", "validation -ELBO (nats)"), (axes[1], "val_mse", "validation MSE")):
+        ax.plot(x, [row["compressed"][key] for row in rows], marker="o", label="before fine-tuning")
+        if all("finetuned" in row for row in rows):
+            tuned = [row["finetuned"][key] for row in rows]
+            ax.plot(x, tuned, marker="s", label=f"after {finetune_steps} fine-tuning steps")
+        ax.axhline(original[key], color="0.3", linestyle="--", linewidth=0.8, label="original (Dense)")
+        for row, value in zip(rows, (row["compressed"][key] for row in rows)):
+            ax.annotate(f"r={row['rank']}", (row["layer_params"], value), textcoords="offset points",
+                        xytext=(3, 4), fontsize=7)
+        ax.set_xscale("log")
+        ax.set_xlabel("parameters of the compressed layers")
+        ax.set_ylabel(label)
+    axes[0].set_yscale("symlog")  # -ELBO of a Gaussian likelihood is negative, and spans decades
+    axes[1].set_yscale("log")
+    axes[1].legend(fontsize=7)
+    fig.suptitle("CP rank sweep")
+    return save(fig, path)

@@ -1,0 +1,106 @@
+"""Metrics and figures of an MNIST run: how the latent space organises the digits.
+
+`run.py` calls `mnist_metrics` for `summary.json` and `write_mnist_figures` for `figures/`.
+The kNN accuracy is leave-one-out on the validation latent means: only held-out digits are
+used, and no training images need to be encoded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from toolkit import plots
+from toolkit.latent_analysis import knn_accuracy, latent_means, pca_2d, silhouette_score
+
+DIGITS = 10
+SWEEP = np.linspace(-2.0, 2.0, 9)
+SAMPLE_SEED = 0
+
+
+def mnist_metrics(model, validation: dict, metrics: dict) -> dict:
+    """Summary entries of an MNIST run.
+
+    Args:
+        model: the trained `ConditionalVAE`.
+        validation: the validation dict of the run's DataBundle (`images`, `labels`, and
+            `condition` for a conditional model).
+        metrics: the last epoch's metrics (with `val_elbo`), or empty when no epoch ran.
+
+    Returns:
+        `val_neg_elbo` (nats per held-out digit, when `val_elbo` is known), `knn5_accuracy`
+        (leave-one-out 5-NN digit accuracy of the validation latent means) and `silhouette`
+        (of those means, grouped by digit). For a conditional model the label is an input,
+        so low values mean the latent code holds style rather than digit identity.
+    """
+    means = latent_means(model, validation)
+    labels = np.asarray(validation["labels"])
+    out = {
+        "knn5_accuracy": knn_accuracy(means, labels, k=5),
+        "silhouette": silhouette_score(means, labels),
+    }
+    if "val_elbo" in metrics:
+        out["val_neg_elbo"] = -float(metrics["val_elbo"])
+    return out
+
+
+def decode(model, latent: np.ndarray, digits: np.ndarray | None) -> np.ndarray:
+    """Mean images (probabilities for Bernoulli pixels) of latent codes, with one-hot digits if given.
+
+    Args:
+        model: a `ConditionalVAE`.
+        latent: `[N, latent_dim]` codes.
+        digits: `[N]` digit of each code for a conditional model, else `None`.
+    """
+    condition = None if digits is None else tf.one_hot(digits, DIGITS)
+    return np.asarray(model.decode(tf.constant(latent, tf.float32), condition))
+
+
+def prior_draws(count: int, latent_dim: int, seed: int = SAMPLE_SEED) -> np.ndarray:
+    """`count` seeded standard-normal latent codes, so figures are the same run after run."""
+    return np.random.default_rng(seed).standard_normal((count, latent_dim)).astype(np.float32)
+
+
+def sweep_dimension(means: np.ndarray) -> int:
+    """The latent dimension whose validation means vary most: sweeping an unused one shows nothing."""
+    return int(np.argmax(means.var(axis=0)))
+
+
+def write_mnist_figures(figures: Path, model, validation: dict) -> None:
+    """Latent clusters, samples from the prior and, for a conditional model, sweeps and class samples.
+
+    Args:
+        figures: the run's figures directory.
+        model: the trained `ConditionalVAE`.
+        validation: the validation dict of the run's DataBundle.
+    """
+    conditional = "condition" in validation
+    latent_dim = model.latent.latent_dim
+    means = latent_means(model, validation)
+    labels = np.asarray(validation["labels"])
+    if latent_dim == 2:
+        shown, axes = means, "latent means"
+    else:  # PCA to 2D (a 1-D code is padded with zeros)
+        shown, axes = pca_2d(means), f"principal components of the {latent_dim}-D latent means"
+    plots.latent_clusters(shown, labels, figures / "latent_clusters.png", f"held-out digits: {axes}")
+    draws = prior_draws(64, latent_dim)
+    digits = np.arange(64) % DIGITS if conditional else None
+    title = "samples from the prior" + (" (digit = index mod 10, row by row)" if conditional else "")
+    plots.image_grid(decode(model, draws, digits), figures / "prior_samples.png", title, columns=8)
+    if not conditional:
+        return
+    dimension = sweep_dimension(means)
+    codes = np.zeros((DIGITS, len(SWEEP), latent_dim), np.float32)
+    codes[:, :, dimension] = SWEEP
+    images = decode(model, codes.reshape(-1, latent_dim), np.repeat(np.arange(DIGITS), len(SWEEP)))
+    plots.latent_sweep(images.reshape((DIGITS, len(SWEEP)) + images.shape[1:]), figures / "latent_sweep.png",
+                       SWEEP, dimension)
+    styles = prior_draws(8, latent_dim, SAMPLE_SEED + 1)  # one style per column, shared by every digit
+    codes = np.tile(styles, (DIGITS, 1))
+    images = decode(model, codes, np.repeat(np.arange(DIGITS), len(styles)))
+    plots.class_samples(images.reshape((DIGITS, len(styles)) + images.shape[1:]), figures / "class_samples.png")
+
+
+__all__ = ["mnist_metrics", "write_mnist_figures"]
