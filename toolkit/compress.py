@@ -160,6 +160,8 @@ def transfer(original, compressed, fits: dict[str, CPDDense]) -> None:
             variable.assign(value)
             done.add(id(variable))
     source = {SEED_SUFFIX.sub(r"\1", v.path): v for v in original.variables}
+    if len(source) != len(original.variables):
+        raise RuntimeError("variable paths of the original model are not unique; cannot copy by path")
     for variable in compressed.variables:
         if id(variable) in done:
             continue
@@ -369,6 +371,7 @@ def compress_run(
             "steps": finetune_steps,
             "learning_rate": train_recipe["train"]["learning_rate"],
             "seconds": round(seconds, 2),
+            "sweep_steps": sweep_finetune_steps,
         },
         "forward_seconds": {**timing, "speedup": timing["original"] / timing["compressed"]},
     }
@@ -385,8 +388,7 @@ def write_outputs(out: Path, recipe: dict, model, optimizer, data, summary: dict
     compress_plots.als_convergence(curves, summary["rank"], out / "figures" / "als_convergence.png")
     if summary["sweep"]:
         compress_plots.rank_sweep(summary["sweep"], summary["validation"]["original"],
-                                  out / "figures" / "rank_sweep.png", summary["sweep_finetune_steps"]
-                                  if "sweep_finetune_steps" in summary else 0)
+                                  out / "figures" / "rank_sweep.png", summary["finetune"]["sweep_steps"])
     if export:
         width = data.validation["condition"].shape[-1] if "condition" in data.validation else None
         export_saved_model(model, out / "saved_model", (data.image_size,) * 2 + (data.channels,), width,

@@ -100,7 +100,8 @@ def write_mnist_figures(figures: Path, model, validation: dict) -> None:
     styles = prior_draws(8, latent_dim, SAMPLE_SEED + 1)  # one style per column, shared by every digit
     codes = np.tile(styles, (DIGITS, 1))
     images = decode(model, codes, np.repeat(np.arange(DIGITS), len(styles)))
-    plots.class_samples(images.reshape((DIGITS, len(styles)) + images.shape[1:]), figures / "class_samples.png")
+    grid = images.reshape((DIGITS, len(styles)) + images.shape[1:])
+    plots.class_samples(grid, figures / "class_samples.png")
 
 
 __all__ = ["mnist_metrics", "write_mnist_figures"]

@@ -76,7 +76,9 @@ def save(fig, path: Path) -> Path:
 # MNIST figures: images are shown top row first (origin "upper"), unlike the shadow panels.
 
 
-def latent_clusters(points2d: np.ndarray, labels: np.ndarray, path: Path, title: str = "latent means by digit") -> Path:
+def latent_clusters(
+    points2d: np.ndarray, labels: np.ndarray, path: Path, title: str = "latent means by digit"
+) -> Path:
     """Latent means coloured by digit, the poster's Fig. 2.
 
     Args:
