@@ -45,3 +45,13 @@ def recipes_dir():
 def tiny_f_shadow():
     """(recipe path, overrides) of a tiny f_shadow run."""
     return RECIPES / "f_shadow.yaml", list(TINY_F_SHADOW)
+
+
+@pytest.fixture(scope="session")
+def two_cpus():
+    """One MirroredStrategy over two logical CPUs for the whole session.
+
+    Several MirroredStrategy objects in one process reuse collective instance keys and
+    abort each other's all-reduces, so every test shares this one.
+    """
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])

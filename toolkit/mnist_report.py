@@ -95,8 +95,12 @@ def write_mnist_figures(figures: Path, model, validation: dict) -> None:
     codes = np.zeros((DIGITS, len(SWEEP), latent_dim), np.float32)
     codes[:, :, dimension] = SWEEP
     images = decode(model, codes.reshape(-1, latent_dim), np.repeat(np.arange(DIGITS), len(SWEEP)))
-    plots.latent_sweep(images.reshape((DIGITS, len(SWEEP)) + images.shape[1:]), figures / "latent_sweep.png",
-                       SWEEP, dimension)
+    plots.latent_sweep(
+        images.reshape((DIGITS, len(SWEEP)) + images.shape[1:]),
+        figures / "latent_sweep.png",
+        SWEEP,
+        dimension,
+    )
     styles = prior_draws(8, latent_dim, SAMPLE_SEED + 1)  # one style per column, shared by every digit
     codes = np.tile(styles, (DIGITS, 1))
     images = decode(model, codes, np.repeat(np.arange(DIGITS), len(styles)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 
@@ -23,11 +24,13 @@ class Progress:
         self.epoch, self.epochs = epoch, epochs
         if self.bar_enabled:
             self.stream.write(f"epoch {epoch}/{epochs}\n")
-            self.bar = keras.utils.Progbar(steps, stateful_metrics=["loss", "samples_per_second"])
+            with contextlib.redirect_stdout(self.stream):  # Progbar checks sys.stdout.isatty()
+                self.bar = keras.utils.Progbar(steps, stateful_metrics=["loss", "samples_per_second"])
 
     def update(self, done: int, **values) -> None:
         if self.bar is not None:
-            self.bar.update(done, values=list(values.items()))
+            with contextlib.redirect_stdout(self.stream):  # the bar belongs on stderr, not in stdout
+                self.bar.update(done, values=list(values.items()))
 
     def end_epoch(self, row: dict) -> None:
         shown = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in ("epoch", "step"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -9,6 +10,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 import yaml
 
@@ -19,9 +21,9 @@ from toolkit.export import export_saved_model
 from toolkit.progress import Progress
 from toolkit.recipes.builders import build_data, build_model, build_strategy
 from toolkit.recipes.loader import load_recipe
-from toolkit.training.checkpoints import list_checkpoints, restore_checkpoint
+from toolkit.training.checkpoints import list_checkpoints, restore_checkpoint, variable_values
 from toolkit.training.evaluate import reconstruct
-from toolkit.training.loop import build_for_training, make_optimizer, train
+from toolkit.training.loop import build_for_training, make_optimizer, share_from_chief, train
 from toolkit.training.metrics import read_metrics
 
 log = logging.getLogger("toolkit")
@@ -113,14 +115,19 @@ def run(
         print(describe(recipe, model, strategy))
         return {}
     chief = is_chief(strategy)
-    start_step = 0
+    start_step, epoch_state = 0, {}
     if resume is not None:
         found = list_checkpoints(run_dir / "checkpoints")
-        if found:
+        if found and chief:
             start_step, path = found[-1]
-            restore_checkpoint(path, model, optimizer)
+            epoch_state = restore_checkpoint(path, model, optimizer)
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            # Only the chief reads the checkpoint; the other workers receive its values.
+            start_step, epoch_state = share_from_chief(strategy, model, optimizer, start_step, epoch_state)
     elif chief:
         prepare_run_dir(run_dir, overwrite)
+    if log.getEffectiveLevel() > logging.DEBUG:
+        log.setLevel(logging.DEBUG)  # run.log keeps the per-epoch lines even when called as a library
     handler = attach_log_file(run_dir) if chief else None
     try:
         if chief and resume is None:
@@ -130,12 +137,19 @@ def run(
         summary = {"recipe": recipe["name"], "parameters": int(model.count_params())}
         started = time.perf_counter()
         try:
-            result = train(model, data, recipe, strategy, run_dir, optimizer, start_step, Progress(quiet), chief)
-        except NonFiniteLossError as error:
+            result = train(
+                model, data, recipe, strategy, run_dir, optimizer, start_step, Progress(quiet), chief, epoch_state
+            )
+        except (NonFiniteLossError, RunError) as error:
             summary.update({"status": "failed", "reason": str(error)})
+            log.debug(f"failed: {error}")  # into run.log; the CLI prints the error line itself
             if chief:
-                write_json(run_dir / "summary.json", summary)
+                with contextlib.suppress(OSError):  # a full disk may refuse this too
+                    write_json(run_dir / "summary.json", summary)
             raise
+        if os.environ.get("TOOLKIT_FINAL_WEIGHTS"):
+            # Debugging aid (the multi-worker test uses it): every worker, chief or not, dumps its variables.
+            np.savez(os.environ["TOOLKIT_FINAL_WEIGHTS"], **variable_values(model, optimizer))
         summary.update(result.metrics)
         summary.update(
             {

@@ -236,10 +236,4 @@ BAD_ARGUMENTS: dict[str, tuple[dict, str]] = {
 
 #: (golden name, capability) -> reason: a known conformance failure in a file this suite
 #: may not fix. Applied as a *strict* xfail, so the entry must be deleted once fixed.
-KNOWN_FAILURES: dict[tuple[str, str], str] = {
-    ("cpd_dense", "bad_arguments"): (
-        "toolkit/layers/cpd_dense.py: CPDDense's argument errors (_check_positive_int, "
-        "_check_shape_factors, the factor-product checks) do not name the layer, e.g. "
-        "'`rank` must be a positive integer, got -2.'"
-    ),
-}
+KNOWN_FAILURES: dict[tuple[str, str], str] = {}

@@ -46,9 +46,23 @@ def _load_registry():
 conformance = _load_registry()
 GOLDENS = conformance.GOLDENS
 
+#: Capability names, as used by `golden_params` and `conformance.KNOWN_FAILURES`.
+CAPABILITIES = (
+    "config_round_trip",
+    "serialize_round_trip",
+    "fit",
+    "keras_file",
+    "savedmodel",
+    "mirrored_strategy",
+    "mixed_precision",
+    "jit_compile",
+    "bad_arguments",
+)
+
 
 def golden_params(capability: str, goldens=GOLDENS) -> list:
     """`pytest.param` per golden, with the golden's skip and any known failure as marks."""
+    assert capability in CAPABILITIES, capability
     params = []
     for golden in goldens:
         marks = []
@@ -305,12 +319,8 @@ def test_savedmodel_in_tensorflow_only_process(golden, savedmodel_results):
 
 
 @pytest.fixture(scope="module")
-def strategy():
-    devices = [d.name for d in tf.config.list_logical_devices("CPU")]
-    assert len(devices) >= 2, (
-        f"tests/conftest.py should have split the CPU into 2 logical devices, got {devices}"
-    )
-    return tf.distribute.MirroredStrategy(devices[:2])
+def strategy(two_cpus):
+    return two_cpus
 
 
 def _mean_square(outputs):
@@ -448,8 +458,9 @@ def test_registry_is_consistent():
     names = [golden.name for golden in GOLDENS]
     assert len(names) == len(set(names)), "golden names must be unique"
     assert set(conformance.BAD_ARGUMENTS) == set(names), "one BAD_ARGUMENTS row per golden"
-    for name, _ in conformance.KNOWN_FAILURES:
+    for name, capability in conformance.KNOWN_FAILURES:
         assert name in names, f"KNOWN_FAILURES names unknown golden {name!r}"
+        assert capability in CAPABILITIES, f"KNOWN_FAILURES names unknown capability {capability!r}"
     for golden in GOLDENS:
         if golden.skip_reason:
             continue

@@ -32,11 +32,11 @@ def weights(model):
     return {v.path: np.array(v.numpy()) for v in model.trainable_variables}
 
 
-def test_two_replicas_match_one_for_the_same_global_batch(tiny_f_shadow):
+def test_two_replicas_match_one_for_the_same_global_batch(tiny_f_shadow, two_cpus):
     path, overrides = tiny_f_shadow
     recipe = load_recipe(path, overrides + ["train.global_batch_size=8"])
     one = tf.distribute.get_strategy()
-    two = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    two = two_cpus
     assert two.num_replicas_in_sync == 2
     data, model_one, opt_one = prepared(recipe, one)
     _, model_two, opt_two = prepared(recipe, two)

@@ -128,7 +128,7 @@ class CPDDense(keras.layers.Layer):
             and math.prod(output_shape_factors) != units
         ):
             raise ValueError(
-                f"`output_shape_factors` {output_shape_factors} multiply to "
+                f"CPDDense: `output_shape_factors` {output_shape_factors} multiply to "
                 f"{math.prod(output_shape_factors)}, but `units` is {units}."
             )
 
@@ -153,14 +153,14 @@ class CPDDense(keras.layers.Layer):
         in_features = input_shape[-1]
         if in_features is None:
             raise ValueError(
-                f"The last input axis must be known, got input shape {input_shape}."
+                f"CPDDense: the last input axis must be known, got input shape {input_shape}."
             )
         in_features = int(in_features)
         if self.input_shape_factors is None:
             self.input_modes = auto_factors(in_features)
         elif math.prod(self.input_shape_factors) != in_features:
             raise ValueError(
-                f"`input_shape_factors` {self.input_shape_factors} multiply to "
+                f"CPDDense: `input_shape_factors` {self.input_shape_factors} multiply to "
                 f"{math.prod(self.input_shape_factors)}, but the layer input has "
                 f"{in_features} features."
             )
@@ -309,14 +309,14 @@ class CPDDense(keras.layers.Layer):
 
         if not dense.built:
             raise ValueError(
-                f"`dense` must be built before compression, got unbuilt layer {dense.name!r}."
+                f"CPDDense.from_dense: `dense` must be built before compression, got unbuilt layer {dense.name!r}."
             )
         kernel = np.asarray(ops.convert_to_numpy(dense.kernel), dtype=np.float64)
         in_features, units = kernel.shape
         kernel_norm = np.linalg.norm(kernel)
         if kernel_norm == 0.0:
             raise ValueError(
-                f"`dense` kernel of {dense.name!r} is all zeros; nothing to fit."
+                f"CPDDense.from_dense: `dense` kernel of {dense.name!r} is all zeros; nothing to fit."
             )
 
         layer = cls(
@@ -440,7 +440,7 @@ def _factorizations(n: int, modes: int, smallest: int) -> Iterator[tuple[int, ..
 
 def _check_positive_int(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        raise ValueError(f"CPDDense: `{name}` must be a positive integer, got {value!r}.")
 
 
 def _check_shape_factors(name: str, value: Any) -> tuple[int, ...] | None:
@@ -454,7 +454,7 @@ def _check_shape_factors(name: str, value: Any) -> tuple[int, ...] | None:
         for v in value
     ):
         raise ValueError(
-            f"`{name}` must be a non-empty sequence of positive integers, got {value!r}."
+            f"CPDDense: `{name}` must be a non-empty sequence of positive integers, got {value!r}."
         )
     return tuple(int(v) for v in value)
 

@@ -173,6 +173,9 @@ def build_model(recipe: dict, data: DataBundle, seed: int | None = None) -> Cond
 def build_strategy(spec: dict) -> tf.distribute.Strategy:
     """The tf.distribute strategy of a recipe's `strategy:` section."""
     kind = spec["type"]
+    if kind == "multi_worker":
+        # First, before anything lists devices: MWMS must configure collectives before TF initializes.
+        return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     if kind == "auto":
         return tf.distribute.MirroredStrategy() if gpus else tf.distribute.get_strategy()
@@ -190,4 +193,4 @@ def build_strategy(spec: dict) -> tf.distribute.Strategy:
                     f"{sorted(d.name for d in tf.config.list_logical_devices())}"
                 )
         return tf.distribute.MirroredStrategy(devices=devices)
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"strategy.type: unknown strategy {kind!r}")

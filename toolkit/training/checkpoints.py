@@ -11,6 +11,7 @@ import numpy as np
 from toolkit.errors import RunError
 
 PATTERN = re.compile(r"^step-(\d+)\.npz$")
+EXTRA = "extra/"  # key prefix of the non-variable arrays a checkpoint carries
 
 
 AUTO_SUFFIX = re.compile(r"_\d+(?=/|$)")
@@ -35,24 +36,38 @@ def list_checkpoints(directory: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def save_checkpoint(directory: Path, step: int, model, optimizer, keep: int) -> Path:
-    """Write the variables at `step`, then delete all but the newest `keep` checkpoints."""
+def variable_values(model, optimizer) -> dict:
+    """The values of `variables_by_path` as numpy arrays (local reads: no collective ops)."""
+    return {name: np.asarray(v.numpy()) for name, v in variables_by_path(model, optimizer).items()}
+
+
+def save_checkpoint(directory: Path, step: int, model, optimizer, keep: int, extra: dict | None = None):
+    """Write the variables at `step`, then delete all but the newest `keep`; returns the new path.
+
+    `extra` holds more numpy arrays to keep with the variables (the loop's partial-epoch sums);
+    `restore_checkpoint` returns them. A write error leaves the older checkpoints as they were.
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    values = {name: np.asarray(v.numpy()) for name, v in variables_by_path(model, optimizer).items()}
+    values = variable_values(model, optimizer)
+    values.update({f"{EXTRA}{name}": np.asarray(value) for name, value in (extra or {}).items()})
     final = directory / f"step-{step}.npz"
     temporary = directory / f".step-{step}.npz.tmp"
-    with open(temporary, "wb") as handle:
-        np.savez(handle, **values)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, final)  # atomic: a crash leaves the old set or the new file, never half
+    try:
+        with open(temporary, "wb") as handle:
+            np.savez(handle, **values)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, final)  # atomic: a crash leaves the old set or the new file, never half
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     for _, old in list_checkpoints(directory)[:-keep]:
         old.unlink(missing_ok=True)
     return final
 
 
-def restore_checkpoint(path: Path, model, optimizer) -> None:
-    """Assign the variables saved in `path` to the built model and optimizer."""
+def restore_checkpoint(path: Path, model, optimizer) -> dict:
+    """Assign the variables saved in `path` to the built model and optimizer; return its `extra` arrays."""
     with np.load(path) as saved:
         variables = variables_by_path(model, optimizer)
         missing = sorted(set(variables) - set(saved.files))
@@ -65,3 +80,4 @@ def restore_checkpoint(path: Path, model, optimizer) -> None:
                                  f"{tuple(variable.shape)} in the model; was it written by another recipe?")
         for name, variable in variables.items():
             variable.assign(saved[name])
+        return {name[len(EXTRA):]: saved[name] for name in saved.files if name.startswith(EXTRA)}

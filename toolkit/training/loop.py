@@ -8,6 +8,7 @@ are the same for one replica or many.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,12 +17,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from toolkit.errors import NonFiniteLossError
-from toolkit.training.checkpoints import save_checkpoint
-from toolkit.training.evaluate import evaluate
+from toolkit.errors import NonFiniteLossError, RunError
+from toolkit.training.checkpoints import save_checkpoint, variables_by_path
+from toolkit.training.evaluate import evaluate, reconstruct
 from toolkit.training.metrics import MetricsLog
 
 NOISE_STREAM = 7
+logger = logging.getLogger("toolkit")
 
 
 @dataclass
@@ -94,6 +96,57 @@ def check_finite(step: int, reconstruction: float, kl: float, bad_gradients: flo
         raise NonFiniteLossError(f"step {step}: a gradient is not finite (loss terms were finite)")
 
 
+def distribute(strategy, dataset: tf.data.Dataset):
+    """The per-replica iterator of a dataset of global batches.
+
+    DATA sharding (not AUTO, which looks for files first) splits every global batch across
+    the workers of a MultiWorkerMirroredStrategy: each takes its own replicas' slices.
+    """
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return iter(strategy.experimental_distribute_dataset(dataset.with_options(options)))
+
+
+def empty_epoch_state() -> dict:
+    """Running sums (reconstruction, KL) and step count of a partly done epoch, as checkpointed."""
+    return {"epoch_sums": np.zeros(2), "epoch_steps": np.zeros((), np.int64)}
+
+
+def share_from_chief(strategy, model, optimizer, step: int, epoch_state: dict) -> tuple[int, dict]:
+    """Every worker gets the chief's variables, `step` and `epoch_state`; returns the last two.
+
+    One all-reduce where every replica but replica 0 (on the chief) sends zeros, so a resumed
+    multi-worker run needs the checkpoint on the chief's machine only.
+    """
+    variables = list(variables_by_path(model, optimizer).values())
+    state = empty_epoch_state()
+    state.update({k: v for k, v in epoch_state.items() if k in state})
+    values = [tf.convert_to_tensor(v) for v in variables]
+    values += [tf.constant(step, tf.int64)] + [tf.constant(state[k]) for k in ("epoch_sums", "epoch_steps")]
+
+    def replica(values):
+        context = tf.distribute.get_replica_context()
+        first = tf.equal(context.replica_id_in_sync_group, 0)
+        masked = [tf.where(first, v, tf.zeros_like(v)) for v in values]
+        return context.all_reduce(tf.distribute.ReduceOp.SUM, masked)
+
+    shared = tf.function(lambda: strategy.run(replica, args=(values,)))()
+    shared = [strategy.experimental_local_results(v)[0].numpy() for v in shared]
+    for variable, value in zip(variables, shared):
+        variable.assign(value)
+    *_, step, sums, steps = shared
+    return int(step), {"epoch_sums": sums, "epoch_steps": steps}
+
+
+def reconstruction_panel(model, validation: dict, count: int = 4) -> np.ndarray:
+    """A few validation images (left) beside their reconstruction (right): `[count, H, 2W, C]`."""
+    shown = {k: v[:count] for k, v in validation.items() if k in ("images", "condition")}
+    truth, mean = shown["images"], reconstruct(model, shown)
+    if truth.ndim == 5:  # sequences: their first view
+        truth, mean = truth[:, 0], mean[:, 0]
+    return np.clip(np.concatenate([truth, mean], axis=2), 0.0, 1.0)
+
+
 def train(
     model,
     data,
@@ -104,11 +157,14 @@ def train(
     start_step: int = 0,
     progress=None,
     is_chief: bool = True,
+    epoch_state: dict | None = None,
 ) -> TrainResult:
     """Train `model` (built, with `optimizer`, under `strategy.scope()`) to the recipe's last step.
 
     Writes metrics each epoch and checkpoints every `checkpoint_every` steps into `run_dir`
-    (the chief only). Raises `NonFiniteLossError` on a NaN or Inf without checkpointing it.
+    (the chief only). `epoch_state` is the partial epoch restored with the checkpoint of
+    `start_step`, so a resumed epoch averages all its steps. Raises `NonFiniteLossError` on a
+    NaN or Inf without checkpointing it, and `RunError` when the run directory cannot be written.
     """
     config = recipe["train"]
     batch_size = config["global_batch_size"]
@@ -117,58 +173,83 @@ def train(
     dataset = with_latent_noise(
         data.train_dataset(batch_size, start_step), model.latent.latent_dim, config["seed"], start_step
     )
-    iterator = iter(strategy.experimental_distribute_dataset(dataset))
+    iterator = distribute(strategy, dataset)
     train_step = make_train_step(model, optimizer, strategy, batch_size)
     log = MetricsLog(run_dir, enabled=is_chief)
-    log.truncate_after(start_step)
+    saved = [start_step] if start_step else []
 
-    def checkpoint(step):
+    def checkpoint(step, state):
         if is_chief:
-            save_checkpoint(run_dir / "checkpoints", step, model, optimizer, config["keep_checkpoints"])
+            keep = config["keep_checkpoints"]
+            save_checkpoint(run_dir / "checkpoints", step, model, optimizer, keep, state)
+        saved.append(step)
 
+    def due(step):
+        return step % config["checkpoint_every"] == 0 or step == total
+
+    state = empty_epoch_state()
+    if start_step % steps_per_epoch:
+        if epoch_state and int(epoch_state.get("epoch_steps", -1)) == start_step % steps_per_epoch:
+            state = {k: np.array(epoch_state[k]) for k in state}
+        else:  # e.g. a checkpoint without the sums, or steps_per_epoch changed on resume
+            epoch = start_step // steps_per_epoch + 1
+            logger.warning(f"step {start_step}: no partial-epoch sums; epoch {epoch} averages later steps")
     result = TrainResult(step=start_step)
     train_seconds, trained = 0.0, 0
-    totals = np.zeros(2)
     step = start_step
-    while step < total:
-        epoch = step // steps_per_epoch
-        if progress is not None:
-            progress.start_epoch(epoch + 1, config["epochs"], steps_per_epoch)
-        started = time.perf_counter()
-        totals[:] = 0
-        done_in_epoch = 0
-        while step < (epoch + 1) * steps_per_epoch:
-            reconstruction, kl, bad = (float(x) for x in train_step(iterator))
-            step += 1
-            check_finite(step, reconstruction, kl, bad)
-            totals += (reconstruction, kl)
-            done_in_epoch += 1
-            elapsed = time.perf_counter() - started
+    try:
+        log.truncate_after(start_step)
+        while step < total:
+            epoch = step // steps_per_epoch
             if progress is not None:
-                progress.update(
-                    done_in_epoch,
-                    loss=reconstruction + model.beta * kl,
-                    samples_per_second=done_in_epoch * batch_size / max(elapsed, 1e-9),
-                )
-            if step % config["checkpoint_every"] == 0 or step == total:
-                checkpoint(step)
-        train_seconds += time.perf_counter() - started
-        trained += done_in_epoch * batch_size
-        mean = totals / done_in_epoch
-        row = {
-            "epoch": epoch + 1,
-            "step": step,
-            "train_loss": float(mean[0] + model.beta * mean[1]),
-            "train_reconstruction": float(mean[0]),
-            "train_kl": float(mean[1]),
-        }
-        row.update(evaluate(model, data.validation))
-        log.write(row)
-        if progress is not None:
-            progress.end_epoch(row)
-        result.metrics = row
+                progress.start_epoch(epoch + 1, config["epochs"], steps_per_epoch)
+            started = time.perf_counter()
+            done_here = 0
+            while step < (epoch + 1) * steps_per_epoch:
+                reconstruction, kl, bad = (float(x) for x in train_step(iterator))
+                step += 1
+                check_finite(step, reconstruction, kl, bad)
+                state["epoch_sums"] += (reconstruction, kl)
+                state["epoch_steps"] += 1
+                done_here += 1
+                if progress is not None:
+                    elapsed = time.perf_counter() - started
+                    progress.update(
+                        int(state["epoch_steps"]),
+                        loss=reconstruction + model.beta * kl,
+                        samples_per_second=done_here * batch_size / max(elapsed, 1e-9),
+                    )
+                if due(step) and step % steps_per_epoch:
+                    checkpoint(step, state)  # mid-epoch: with the partial sums
+            train_seconds += time.perf_counter() - started
+            trained += done_here * batch_size
+            mean = state["epoch_sums"] / state["epoch_steps"]
+            row = {
+                "epoch": epoch + 1,
+                "step": step,
+                "train_loss": float(mean[0] + model.beta * mean[1]),
+                "train_reconstruction": float(mean[0]),
+                "train_kl": float(mean[1]),
+            }
+            row.update(evaluate(model, data.validation))
+            # The row (and images) before the epoch's checkpoint: a checkpoint implies its rows exist.
+            log.write(row)
+            if is_chief:
+                log.image("reconstructions", reconstruction_panel(model, data.validation), step)
+            if progress is not None:
+                progress.end_epoch(row)
+            state = empty_epoch_state()
+            if due(step):
+                checkpoint(step, state)
+            result.metrics = row
+    except NonFiniteLossError as error:
+        kept = f"the checkpoint of step {saved[-1]} is the last" if saved else "no checkpoint was written"
+        raise NonFiniteLossError(f"{error}; {kept}") from None
+    except OSError as error:
+        raise RunError(f"{run_dir}: cannot write the run directory ({error.strerror or error})") from None
+    finally:
+        log.close()
     result.step = step
     result.train_seconds = train_seconds
     result.samples_per_second = trained / train_seconds if train_seconds else 0.0
-    log.close()
     return result

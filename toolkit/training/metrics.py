@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import tensorflow as tf
@@ -28,12 +29,9 @@ class MetricsLog:
     def write(self, row: dict) -> None:
         if not self.enabled:
             return
-        new = not self.path.exists() or self.path.stat().st_size == 0
-        with open(self.path, "a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(row))
-            if new:
-                writer.writeheader()
-            writer.writerow({k: (f"{v:.8g}" if isinstance(v, float) else v) for k, v in row.items()})
+        rows = read_metrics(self.path) if self.path.exists() else []
+        rows.append({k: (f"{v:.8g}" if isinstance(v, float) else v) for k, v in row.items()})
+        write_rows(self.path, rows)  # the whole file, atomically: a crash never leaves half a row
         with self.writer.as_default(step=int(row["step"])):
             for key, value in row.items():
                 if key not in ("epoch", "step"):
@@ -55,8 +53,15 @@ def read_metrics(path: Path) -> list[dict]:
 
 
 def write_rows(path: Path, rows: list[dict]) -> None:
-    with open(path, "w", newline="") as handle:
-        if rows:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+    """Replace `path` with `rows` atomically (temporary name, then rename)."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(temporary, "w", newline="") as handle:
+            if rows:
+                writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+                writer.writeheader()
+                writer.writerows(rows)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
