@@ -24,6 +24,7 @@ from toolkit.layers.cpd_dense import CPDDense
 from toolkit.layers.gaussian_latent import GaussianLatent
 from toolkit.layers.lstm_sampler import LSTMSampler
 from toolkit.layers.orientation_encoding import OrientationEncoding
+from toolkit.layers.orientation_head import OrientationHead
 from toolkit.layers.projection_decoder import ProjectionDecoder
 from toolkit.layers.rotation_conditioned_encoder import RotationConditionedEncoder
 
@@ -210,6 +211,12 @@ GOLDENS: tuple[Golden, ...] = (
         ),
         functools.partial(_vectors, 60, 8),
     ),
+    Golden(
+        "orientation_head",
+        "OrientationHead",
+        _constructor(OrientationHead, hidden_units=(5,), activation="tanh"),
+        functools.partial(_vectors, 70, 7),
+    ),
 )
 
 GOLDENS_BY_NAME = {golden.name: golden for golden in GOLDENS}
@@ -232,6 +239,7 @@ BAD_ARGUMENTS: dict[str, tuple[dict, str]] = {
     "encoder_cpd_dense": ({"dense_rank": -1}, "-1"),
     "decoder_cpd_dense": ({"dense_rank": 2.5}, "2.5"),
     "cpd_dense": ({"rank": -2}, "-2"),
+    "orientation_head": ({"hidden_units": (4, 0)}, "0"),
 }
 
 #: (golden name, capability) -> reason: a known conformance failure in a file this suite

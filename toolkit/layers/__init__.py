@@ -7,6 +7,7 @@ from toolkit.layers.cpd_dense import CPDDense
 from toolkit.layers.gaussian_latent import GaussianLatent
 from toolkit.layers.lstm_sampler import LSTMSampler
 from toolkit.layers.orientation_encoding import OrientationEncoding
+from toolkit.layers.orientation_head import OrientationHead
 from toolkit.layers.projection_decoder import ProjectionDecoder
 from toolkit.layers.rotation_conditioned_encoder import RotationConditionedEncoder
 
@@ -15,6 +16,7 @@ __all__ = [
     "GaussianLatent",
     "LSTMSampler",
     "OrientationEncoding",
+    "OrientationHead",
     "ProjectionDecoder",
     "RotationConditionedEncoder",
 ]

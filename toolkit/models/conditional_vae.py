@@ -64,6 +64,11 @@ class ConditionalVAE(keras.Model):
         self.likelihood_scale = float(likelihood_scale)
         self.beta = float(beta)
 
+    @property
+    def term_weights(self) -> dict:
+        """Weight of each per-example loss term in the training objective."""
+        return {"reconstruction": 1.0, "kl": self.beta}
+
     def _condition(self, inputs):
         condition = inputs.get("condition") if isinstance(inputs, dict) else None
         if condition is not None and self.condition_encoding is not None:
