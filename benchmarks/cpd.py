@@ -1,11 +1,18 @@
-"""Forward-pass cost of `CPDDense` against the `Dense` layer it replaces.
+"""Forward-pass cost of `CPDDense` against the `Dense` layer it replaces, and its accuracy in f_shadow.
 
 Run: python benchmarks/cpd.py [--json results.json] [--repeats 21] [--rounds 3] [--jit]
+     [--run-dir RUN] [--rank 16] [--layers decoder/hidden_dense,decoder/grid_dense] [--no-accuracy]
 
 For one representative size (1024 -> 1024 split as (32, 32) x (32, 32)) it reports, per
 rank and batch size, the parameter count, a multiply-add FLOP estimate and the median
 forward time of Dense, CPDDense(factored=True) and CPDDense(factored=False), all
 measured in the same run with `tf.function`-compiled forwards.
+
+The accuracy part (`cpd_accuracy.py`) trains a short f_shadow run (or takes `--run-dir`),
+compresses it with `toolkit.compress.compress_run`, fine-tunes, and reports the parameter
+ratio of the compressed layers (target >= 10x) and the relative increase of the validation
+negative ELBO after fine-tuning (target <= 5%), with MSE/SSIM changes and forward times.
+About 5 minutes on 2 CPU cores with the defaults (4 x 100 training steps).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -25,9 +33,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras
 import numpy as np
 import tensorflow as tf
+from cpd_accuracy import format_accuracy, run_accuracy  # benchmarks/ is on sys.path
 
 from toolkit.layers.cpd_dense import CPDDense
 
+#: The accuracy run's defaults: every large Dense layer (encoder output_dense, decoder hidden_dense
+#: and grid_dense: 1.60M of f_shadow's 1.73M parameters) at rank 16, fine-tuned at twice the
+#: recipe's learning rate: the ALS fit of these kernels keeps little (relative error ~0.93), so
+#: fine-tuning relearns most of the mapping, and at the recipe's 1e-3 the loss stayed 6.8% higher.
+ACCURACY_RANK = 16
+ACCURACY_LAYERS = ""
+ACCURACY_LEARNING_RATE = 2e-3
 IN_FACTORS = (32, 32)
 OUT_FACTORS = (32, 32)
 RANKS = (8, 32, 64)
@@ -48,9 +64,7 @@ def time_forward(
     of the `repeats` samples loops enough calls to last `min_repeat_seconds`, so that
     timer resolution does not dominate the fast batch-1 calls.
     """
-    x = tf.constant(
-        np.random.default_rng(0).standard_normal((batch, in_features)), tf.float32
-    )
+    x = tf.constant(np.random.default_rng(0).standard_normal((batch, in_features)), tf.float32)
     forward = tf.function(lambda inputs: layer_or_fn(inputs), jit_compile=jit_compile)
     for _ in range(3):
         forward(x).numpy()
@@ -80,9 +94,7 @@ def dense_flops(batch: int, in_features: int, units: int) -> int:
     return 2 * batch * in_features * units + batch * units
 
 
-def cpd_factored_flops(
-    batch: int, rank: int, in_modes: Sequence[int], out_modes: Sequence[int]
-) -> int:
+def cpd_factored_flops(batch: int, rank: int, in_modes: Sequence[int], out_modes: Sequence[int]) -> int:
     """FLOPs of `CPDDense._factored_matmul` (same contraction order) plus the bias add."""
     in_features, units = math.prod(in_modes), math.prod(out_modes)
     flops = 2 * batch * in_features * rank  # matmul against the last input mode
@@ -94,26 +106,16 @@ def cpd_factored_flops(
     return flops + batch * units
 
 
-def cpd_reconstructed_flops(
-    batch: int, rank: int, in_modes: Sequence[int], out_modes: Sequence[int]
-) -> int:
+def cpd_reconstructed_flops(batch: int, rank: int, in_modes: Sequence[int], out_modes: Sequence[int]) -> int:
     """FLOPs of `factored=False`: rebuild the kernel on every call, then a plain matmul."""
     in_features, units = math.prod(in_modes), math.prod(out_modes)
     khatri_rao = sum(
-        math.prod(modes[: m + 1]) * rank
-        for modes in (in_modes, out_modes)
-        for m in range(1, len(modes))
+        math.prod(modes[: m + 1]) * rank for modes in (in_modes, out_modes) for m in range(1, len(modes))
     )
-    return (
-        khatri_rao
-        + 2 * in_features * units * rank
-        + dense_flops(batch, in_features, units)
-    )
+    return khatri_rao + 2 * in_features * units * rank + dense_flops(batch, in_features, units)
 
 
-def run(
-    repeats: int = 21, rounds: int = 3, jit_compile: bool = False
-) -> list[dict[str, Any]]:
+def run(repeats: int = 21, rounds: int = 3, jit_compile: bool = False) -> list[dict[str, Any]]:
     """Measure every (variant, rank, batch) combination; returns one dict per row.
 
     Variants are timed in `rounds` interleaved passes and the median of the per-pass
@@ -149,26 +151,20 @@ def run(
         samples: list[list[float]] = [[] for _ in variants]
         for _ in range(rounds):
             for index, (_, _, fn, _) in enumerate(variants):
-                samples[index].append(
-                    time_forward(fn, batch, in_features, repeats, jit_compile)
-                )
+                samples[index].append(time_forward(fn, batch, in_features, repeats, jit_compile))
         seconds = [statistics.median(s) for s in samples]
         overhead, dense_seconds = seconds[0], seconds[1]
         dense_total = dense_flops(batch, in_features, units)
-        for (name, rank, fn, flops), sec in zip(variants, seconds):
+        for (name, rank, fn, flops), sec in zip(variants, seconds, strict=True):
             is_floor = fn is variants[0][2]
             rows.append(
                 {
                     "variant": name,
                     "rank": rank,
                     "batch": batch,
-                    "params": fn.count_params()
-                    if isinstance(fn, keras.layers.Layer)
-                    else 0,
+                    "params": fn.count_params() if isinstance(fn, keras.layers.Layer) else 0,
                     "flops": flops(batch),
-                    "flop_ratio_vs_dense": dense_total / flops(batch)
-                    if flops(batch)
-                    else None,
+                    "flop_ratio_vs_dense": dense_total / flops(batch) if flops(batch) else None,
                     "median_us": sec * 1e6,
                     "net_of_overhead_us": (sec - overhead) * 1e6,
                     "speedup_vs_dense": None if is_floor else dense_seconds / sec,
@@ -210,29 +206,41 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--json", metavar="PATH", help="also write the results as JSON ('-' for stdout)"
-    )
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON ('-' for stdout)")
     parser.add_argument(
         "--repeats",
         type=int,
         default=21,
         help="timed samples per row (median is reported)",
     )
-    parser.add_argument(
-        "--rounds", type=int, default=3, help="interleaved passes over all variants"
-    )
-    parser.add_argument(
-        "--jit", action="store_true", help="compile the forwards with XLA"
-    )
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved passes over all variants")
+    parser.add_argument("--jit", action="store_true", help="compile the forwards with XLA")
+    add_accuracy_arguments(parser)
     args = parser.parse_args(argv)
 
-    rows = run(args.repeats, args.rounds, args.jit)
-    print(
-        f"1024 -> 1024, factors {IN_FACTORS} x {OUT_FACTORS}; TF {tf.__version__}, "
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, XLA={args.jit}"
-    )
-    print(format_table(rows))
+    rows = [] if args.no_timing else run(args.repeats, args.rounds, args.jit)
+    if rows:
+        print(
+            f"1024 -> 1024, factors {IN_FACTORS} x {OUT_FACTORS}; TF {tf.__version__}, "
+            f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, XLA={args.jit}"
+        )
+        print(format_table(rows))
+    accuracy = None
+    if not args.no_accuracy:
+        accuracy = run_accuracy(
+            args.run_dir,
+            args.rank,
+            args.layers.split(",") if args.layers else None,
+            args.finetune_steps,
+            args.learning_rate,
+            tuple(int(r) for r in args.sweep.split(",") if r.strip()),
+            args.sweep_finetune_steps,
+            args.train_epochs,
+            args.steps_per_epoch,
+            args.work_dir,
+            time_forward,
+        )
+        print(format_accuracy(accuracy))
     if args.json:
         payload = {
             "tensorflow": tf.__version__,
@@ -242,6 +250,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
             "in_factors": IN_FACTORS,
             "out_factors": OUT_FACTORS,
             "rows": rows,
+            "accuracy": accuracy,
         }
         text = json.dumps(payload, indent=2)
         if args.json == "-":
@@ -250,6 +259,25 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
             with open(args.json, "w") as handle:
                 handle.write(text + "\n")
     return rows
+
+
+def add_accuracy_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the accuracy part (and the switches to skip either part)."""
+    group = parser.add_argument_group("accuracy (compress a short f_shadow run)")
+    group.add_argument("--run-dir", type=Path, help="an existing f_shadow run (default: train one)")
+    group.add_argument("--rank", type=int, default=ACCURACY_RANK, help="CP rank")
+    group.add_argument(
+        "--layers", default=ACCURACY_LAYERS, help="comma list ('' for every large Dense layer)"
+    )
+    group.add_argument("--finetune-steps", type=int, default=200)
+    group.add_argument("--learning-rate", type=float, default=ACCURACY_LEARNING_RATE, help="of fine-tuning")
+    group.add_argument("--sweep", default="2,4,8,16", help="ranks of the sweep ('' for none)")
+    group.add_argument("--sweep-finetune-steps", type=int, default=50)
+    group.add_argument("--train-epochs", type=int, default=4, help="epochs of the trained run")
+    group.add_argument("--steps-per-epoch", type=int, default=100)
+    group.add_argument("--work-dir", type=Path, help="where runs are written (default: a temp dir)")
+    group.add_argument("--no-accuracy", action="store_true", help="forward timings only")
+    group.add_argument("--no-timing", action="store_true", help="accuracy part only")
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ class ToolkitGroup(click.Group):
         except RunError as error:
             fail(str(error))
         except NonFiniteLossError as error:
-            fail(f"{error}; the last good checkpoint is kept", code=1)
+            fail(str(error), code=1)  # the message says which checkpoint is the last good one
 
 
 @click.group(cls=ToolkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -58,11 +58,14 @@ def cli(verbose: bool) -> None:
 @click.option("--overwrite", is_flag=True, help="Allow writing into an existing, non-empty run directory.")
 @click.option("--resume", type=click.Path(path_type=Path), help="Continue a run directory from its last checkpoint.")
 @click.option("--dry-run", is_flag=True, help="Validate, build and summarize the model without training.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar; only warnings and errors shown.")
 def run(recipe, overrides, out, overwrite, resume, dry_run, quiet) -> None:
     """Train, evaluate, plot and export the model a RECIPE declares."""
     if (recipe is None) == (resume is None):
         fail("give a RECIPE to start a run, or --resume RUN_DIR to continue one (not both)")
+    if quiet:  # the terminal shows warnings and errors only; run.log still gets every line
+        for handler in logging.getLogger("toolkit").handlers:
+            handler.setLevel(max(handler.level, logging.WARNING))
     from toolkit.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
@@ -143,6 +146,11 @@ def plot(run_dir) -> None:
     _, data, model, _, _ = load_run(run_dir)
     write_figures(Path(run_dir), model, data)
     click.echo(f"{Path(run_dir) / 'figures'}: figures written")
+
+
+from toolkit.commands.compress import compress  # noqa: E402
+
+cli.add_command(compress)
 
 
 def shipped_recipes() -> Path:

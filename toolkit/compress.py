@@ -42,7 +42,11 @@ log = logging.getLogger("toolkit")
 PARTS = ("encoder", "decoder")
 DEFAULT_SWEEP = (2, 4, 8, 16)
 MIN_PARAMS = 10_000
-# Keras numbers auto-named objects per process; the same seed generator is `_1` in one model, `_3` in the next.
+#: ALS stops when the relative error changes by less than this: the fit only initializes the
+#: fine-tuning, and on trained kernels the error plateaus within a few dozen sweeps.
+ALS_TOL = 1e-5
+ALS_ITERATIONS = 100
+# Keras numbers auto-named objects per process: one seed generator is `_1` in a model, `_3` in the next.
 SEED_SUFFIX = re.compile(r"(seed_generator)_\d+")
 
 
@@ -58,11 +62,13 @@ def dense_sublayers(model) -> dict[str, keras.layers.Layer]:
 
 
 def compressible(model) -> dict[str, keras.layers.Dense]:
-    """The plain Dense sublayers a recipe's `dense_rank` can turn into CPDDense (the layer's `CPD_SUBLAYERS`)."""
+    """The plain Dense sublayers a recipe's `dense_rank` can make CPDDense (the part's `CPD_SUBLAYERS`)."""
     out = {}
     for name, layer in dense_sublayers(model).items():
         part, sub = name.split("/")
-        if isinstance(layer, keras.layers.Dense) and sub in getattr(getattr(model, part), "CPD_SUBLAYERS", ()):
+        if isinstance(layer, keras.layers.Dense) and sub in getattr(
+            getattr(model, part), "CPD_SUBLAYERS", ()
+        ):
             out[name] = layer
     return out
 
@@ -89,31 +95,43 @@ def select_layers(model, layers: Iterable[str] | None, min_params: int = MIN_PAR
     """
     every, candidates = dense_sublayers(model), compressible(model)
     if layers is None:
-        parts = {name.split("/")[0] for name, layer in candidates.items() if layer.count_params() >= min_params}
+        parts = {
+            name.split("/")[0] for name, layer in candidates.items() if layer.count_params() >= min_params
+        }
         chosen = [name for name in candidates if name.split("/")[0] in parts]
         if not chosen:
-            raise RunError(f"no Dense layer with >= {min_params:,} parameters to compress; "
-                           f"available: {describe_layers(candidates)}")
+            raise RunError(
+                f"no Dense layer with >= {min_params:,} parameters to compress; "
+                f"available: {describe_layers(candidates)}"
+            )
         return chosen
     wanted = list(dict.fromkeys(name.strip() for name in layers if name.strip()))
     if not wanted:
         raise RunError(f"--layers: no layer named; expected some of {', '.join(candidates) or 'none'}")
     for name in wanted:
         if name not in every:
-            raise RunError(f"--layers {name!r}: no such Dense layer in the model; "
-                           f"expected one of {', '.join(candidates) or 'none'}")
+            raise RunError(
+                f"--layers {name!r}: no such Dense layer in the model; "
+                f"expected one of {', '.join(candidates) or 'none'}"
+            )
         if isinstance(every[name], CPDDense):
-            raise RunError(f"--layers {name!r}: already a CPDDense of rank {every[name].rank}; "
-                           f"expected one of {', '.join(candidates) or 'none'}")
+            raise RunError(
+                f"--layers {name!r}: already a CPDDense of rank {every[name].rank}; "
+                f"expected one of {', '.join(candidates) or 'none'}"
+            )
         if name not in candidates:
-            raise RunError(f"--layers {name!r}: a recipe cannot declare it as CPDDense (dense_rank covers "
-                           f"{', '.join(candidates)}); expected one of those")
+            raise RunError(
+                f"--layers {name!r}: a recipe cannot declare it as CPDDense (dense_rank covers "
+                f"{', '.join(candidates)}); expected one of those"
+            )
     for part in {name.split("/")[0] for name in wanted}:
         together = [name for name in candidates if name.startswith(f"{part}/")]
         missing = [name for name in together if name not in wanted]
         if missing:
-            raise RunError(f"--layers: model.{part}.dense_rank makes {' and '.join(together)} CPDDense together; "
-                           f"add {', '.join(missing)} or leave the {part} out")
+            raise RunError(
+                f"--layers: model.{part}.dense_rank makes {' and '.join(together)} CPDDense together; "
+                f"add {', '.join(missing)} or leave the {part} out"
+            )
     return [name for name in candidates if name in wanted]
 
 
@@ -167,17 +185,38 @@ def transfer(original, compressed, fits: dict[str, CPDDense]) -> None:
             continue
         match = source.get(SEED_SUFFIX.sub(r"\1", variable.path))
         if match is None or tuple(match.shape) != tuple(variable.shape):
-            raise RuntimeError(f"no variable of shape {tuple(variable.shape)} at {variable.path} in the original model")
+            raise RuntimeError(
+                f"no variable of shape {tuple(variable.shape)} at {variable.path} in the original model"
+            )
         variable.assign(match)
 
 
-def fit_layers(original, names: Sequence[str], rank: int, cache: dict) -> tuple[dict, dict]:
-    """CP fits of the named Dense layers at `rank` (cached by name and rank, as ALS is deterministic)."""
+def fit_layers(
+    original,
+    names: Sequence[str],
+    rank: int,
+    cache: dict,
+    iterations: int = ALS_ITERATIONS,
+    tol: float = ALS_TOL,
+) -> tuple[dict, dict]:
+    """CP fits of the named Dense layers at `rank` (cached by name and rank, as ALS is deterministic).
+
+    Args:
+        original: the trained model.
+        names: name paths of its Dense layers to fit.
+        rank: the CP rank.
+        cache: `{(name, rank): (layer, info)}`, filled here.
+        iterations: most ALS sweeps.
+        tol: ALS stops when the relative error changes by less than this.
+
+    Returns:
+        `(fits, infos)`: the fitted CPDDense and the `from_dense` info (plus `seconds`) by name.
+    """
     fits, infos = {}, {}
     for name in names:
         if (name, rank) not in cache:
             started = time.perf_counter()
-            layer, info = CPDDense.from_dense(sublayer(original, name), rank)
+            layer, info = CPDDense.from_dense(sublayer(original, name), rank, n_iter_max=iterations, tol=tol)
             info["seconds"] = time.perf_counter() - started
             cache[name, rank] = (layer, info)
         fits[name], infos[name] = cache[name, rank]
@@ -248,12 +287,12 @@ def layer_report(original, compressed, names: Sequence[str], infos: dict) -> dic
     return out
 
 
-def sweep(original, recipe, data, names, ranks, steps, start_step, cache) -> list[dict]:
-    """Parameters of the compressed layers and validation metrics, before (and after a short fine-tune), per rank."""
+def sweep(original, recipe, data, names, ranks, steps, start_step, cache, als: dict) -> list[dict]:
+    """Per rank: parameters of the compressed layers, validation metrics before and after fine-tuning."""
     rows = []
     for rank in ranks:
         model, optimizer = build_compressed(compressed_recipe(recipe, names, rank), data)
-        fits, _ = fit_layers(original, names, rank, cache)
+        fits, _ = fit_layers(original, names, rank, cache, **als)
         transfer(original, model, fits)
         row = {
             "rank": rank,
@@ -263,8 +302,10 @@ def sweep(original, recipe, data, names, ranks, steps, start_step, cache) -> lis
         if steps:
             finetune(model, optimizer, data, recipe, steps, start_step)
             row["finetuned"] = measure(model, data)
-        log.info(f"sweep rank {rank}: {row['layer_params']:,} params, loss {row['compressed']['loss']:.1f}"
-                 + (f" -> {row['finetuned']['loss']:.1f}" if steps else ""))
+        log.info(
+            f"sweep rank {rank}: {row['layer_params']:,} params, loss {row['compressed']['loss']:.1f}"
+            + (f" -> {row['finetuned']['loss']:.1f}" if steps else "")
+        )
         rows.append(row)
     return rows
 
@@ -291,14 +332,16 @@ def compress_run(
     min_params: int = MIN_PARAMS,
     learning_rate: float | None = None,
     export: bool = True,
+    als_iterations: int = ALS_ITERATIONS,
+    als_tol: float = ALS_TOL,
 ) -> dict:
     """Compress a trained run's Dense layers into CPDDense of rank `rank`, fine-tune, and write a new run.
 
     Args:
         run_dir: a run directory written by `toolkit run` (recipe.yaml and a checkpoint).
         rank: CP rank of every compressed layer.
-        layers: name paths such as `"decoder/grid_dense"`; `None` takes every part (encoder,
-            decoder) with a compressible Dense layer of at least `min_params` parameters.
+        layers: name paths such as `"decoder/grid_dense"` (a list or a comma string); `None` takes
+            every part (encoder, decoder) with a compressible Dense layer of >= `min_params` parameters.
         finetune_steps: optimizer steps after compression (0 for none).
         out: the new run directory (default `<run_dir>-cpd-r<rank>`); must not be a non-empty one.
         sweep_ranks: ranks of the sweep figure (empty for none).
@@ -306,6 +349,8 @@ def compress_run(
         min_params: size threshold of the default layer selection.
         learning_rate: fine-tuning learning rate; `None` keeps the recipe's.
         export: write the compressed model's SavedModel.
+        als_iterations: most ALS sweeps per fit.
+        als_tol: ALS stops when the relative error changes by less than this.
 
     Returns:
         The summary written to `out/summary.json`.
@@ -315,11 +360,18 @@ def compress_run(
             before anything is written.
     """
     run_dir = Path(run_dir)
+    if isinstance(layers, str):
+        layers = layers.split(",")
     rank = check_rank(rank)
     sweep_ranks = [check_rank(r, "--sweep") for r in dict.fromkeys(sweep_ranks)]
-    for option, steps in (("--finetune-steps", finetune_steps), ("--sweep-finetune-steps", sweep_finetune_steps)):
+    for option, steps in (
+        ("--finetune-steps", finetune_steps),
+        ("--sweep-finetune-steps", sweep_finetune_steps),
+    ):
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
             raise RunError(f"{option} {steps!r}: expected an integer >= 0")
+    if isinstance(als_iterations, bool) or not isinstance(als_iterations, int) or als_iterations < 1:
+        raise RunError(f"als_iterations {als_iterations!r}: expected a positive integer")
     if learning_rate is not None and not learning_rate > 0:
         raise RunError(f"--learning-rate {learning_rate!r}: expected a positive number")
     out = Path(out) if out is not None else default_out(run_dir, rank)
@@ -328,14 +380,17 @@ def compress_run(
     names = select_layers(original, layers, min_params)
     prepare_run_dir(out, overwrite=False)
 
-    new_recipe = compressed_recipe(recipe, names, rank)
-    new_recipe["strategy"] = load_recipe(run_dir / "recipe.yaml")["strategy"]  # load_run forced the default
-    new_recipe["description"] = f"{recipe['description']} [CP rank {rank} of {', '.join(names)}, from {run_dir}]"
     train_recipe = copy.deepcopy(recipe)
-    if learning_rate is not None:
+    if learning_rate is not None:  # also written to the new recipe: the checkpointed optimizer holds it
         train_recipe["train"]["learning_rate"] = learning_rate
+    new_recipe = compressed_recipe(train_recipe, names, rank)
+    new_recipe["strategy"] = load_recipe(run_dir / "recipe.yaml")["strategy"]  # load_run forced the default
+    new_recipe["description"] = (
+        f"{recipe['description']} [CP rank {rank} of {', '.join(names)}, from {run_dir}]"
+    )
     cache: dict = {}
-    fits, infos = fit_layers(original, names, rank, cache)
+    als = {"iterations": als_iterations, "tol": als_tol}
+    fits, infos = fit_layers(original, names, rank, cache, **als)
     model, optimizer = build_compressed(compressed_recipe(train_recipe, names, rank), data)
     transfer(original, model, fits)
     log.info(f"compressed {', '.join(names)} to rank {rank}; fine-tuning {finetune_steps} steps")
@@ -363,8 +418,10 @@ def compress_run(
         },
         "validation": metrics,
         "relative_change": {
-            key: {stage: relative_change(metrics[stage][key], metrics["original"][key])
-                  for stage in ("compressed", "finetuned")}
+            key: {
+                stage: relative_change(metrics[stage][key], metrics["original"][key])
+                for stage in ("compressed", "finetuned")
+            }
             for key in ("loss", "val_mse", "val_ssim")
         },
         "finetune": {
@@ -373,9 +430,12 @@ def compress_run(
             "seconds": round(seconds, 2),
             "sweep_steps": sweep_finetune_steps,
         },
+        "als": {"max_iterations": als_iterations, "tol": als_tol},
         "forward_seconds": {**timing, "speedup": timing["original"] / timing["compressed"]},
     }
-    summary["sweep"] = sweep(original, train_recipe, data, names, sweep_ranks, sweep_finetune_steps, step, cache)
+    summary["sweep"] = sweep(
+        original, train_recipe, data, names, sweep_ranks, sweep_finetune_steps, step, cache, als
+    )
     write_outputs(out, new_recipe, model, optimizer, data, summary, export)
     return summary
 
@@ -383,14 +443,21 @@ def compress_run(
 def write_outputs(out: Path, recipe: dict, model, optimizer, data, summary: dict, export: bool) -> None:
     """recipe.yaml, a checkpoint (so `load_run` reloads it), figures, the SavedModel and summary.json."""
     (out / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
-    save_checkpoint(out / "checkpoints", summary["step"], model, optimizer, recipe["train"]["keep_checkpoints"])
+    save_checkpoint(
+        out / "checkpoints", summary["step"], model, optimizer, recipe["train"]["keep_checkpoints"]
+    )
     curves = {name: info["als_errors"] for name, info in summary["layers"].items()}
     compress_plots.als_convergence(curves, summary["rank"], out / "figures" / "als_convergence.png")
     if summary["sweep"]:
-        compress_plots.rank_sweep(summary["sweep"], summary["validation"]["original"],
-                                  out / "figures" / "rank_sweep.png", summary["finetune"]["sweep_steps"])
+        compress_plots.rank_sweep(
+            summary["sweep"],
+            summary["validation"]["original"],
+            out / "figures" / "rank_sweep.png",
+            summary["finetune"]["sweep_steps"],
+        )
     if export:
         width = data.validation["condition"].shape[-1] if "condition" in data.validation else None
-        export_saved_model(model, out / "saved_model", (data.image_size,) * 2 + (data.channels,), width,
-                           data.sequence)
+        export_saved_model(
+            model, out / "saved_model", (data.image_size,) * 2 + (data.channels,), width, data.sequence
+        )
     write_json(out / "summary.json", summary)

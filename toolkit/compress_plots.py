@@ -38,20 +38,27 @@ def rank_sweep(rows: list[dict], original: dict, path: Path, finetune_steps: int
     """
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     x = [row["layer_params"] for row in rows]
-    for ax, key, label in ((axes[0], "loss", "validation -ELBO (nats)"), (axes[1], "val_mse", "validation MSE")):
+    for ax, key, label in (
+        (axes[0], "loss", "validation -ELBO (nats)"),
+        (axes[1], "val_mse", "validation MSE"),
+    ):
         ax.plot(x, [row["compressed"][key] for row in rows], marker="o", label="before fine-tuning")
         if all("finetuned" in row for row in rows):
             tuned = [row["finetuned"][key] for row in rows]
             ax.plot(x, tuned, marker="s", label=f"after {finetune_steps} fine-tuning steps")
         ax.axhline(original[key], color="0.3", linestyle="--", linewidth=0.8, label="original (Dense)")
-        for row, value in zip(rows, (row["compressed"][key] for row in rows)):
-            ax.annotate(f"r={row['rank']}", (row["layer_params"], value), textcoords="offset points",
-                        xytext=(3, 4), fontsize=7)
+        for row in rows:
+            ax.annotate(
+                f"r={row['rank']}",
+                (row["layer_params"], row["compressed"][key]),
+                textcoords="offset points",
+                xytext=(3, 4),
+                fontsize=7,
+            )
         ax.set_xscale("log")
         ax.set_xlabel("parameters of the compressed layers")
         ax.set_ylabel(label)
-    axes[0].set_yscale("symlog")  # -ELBO of a Gaussian likelihood is negative, and spans decades
-    axes[1].set_yscale("log")
+    axes[1].set_yscale("log")  # the -ELBO can be negative (Gaussian likelihood): linear axis there
     axes[1].legend(fontsize=7)
     fig.suptitle("CP rank sweep")
     return save(fig, path)

@@ -14,7 +14,9 @@ def parse_ranks(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
-        raise RunError(f"--sweep {text!r}: expected a comma list of positive integers, e.g. 2,4,8,16") from None
+        raise RunError(
+            f"--sweep {text!r}: expected a comma list of positive integers, e.g. 2,4,8,16"
+        ) from None
 
 
 def describe(summary: dict) -> str:
@@ -23,7 +25,8 @@ def describe(summary: dict) -> str:
     return (
         f"compressed layers {params['layers_before']:,} -> {params['layers_after']:,} parameters "
         f"({params['layers_ratio']:.1f}x; model {params['model_ratio']:.2f}x); relative change of the "
-        f"validation -ELBO {change['loss']['compressed']:+.2%} before, {change['loss']['finetuned']:+.2%} after "
+        f"validation -ELBO {change['loss']['compressed']:+.2%} before, "
+        f"{change['loss']['finetuned']:+.2%} after "
         f"{summary['finetune']['steps']} fine-tuning steps (MSE {change['val_mse']['finetuned']:+.1%}, "
         f"SSIM {change['val_ssim']['finetuned']:+.1%})"
     )
@@ -32,17 +35,36 @@ def describe(summary: dict) -> str:
 @click.command("compress")
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--rank", type=int, required=True, help="CP rank of every compressed layer.")
-@click.option("--layers", metavar="NAMES", default=None,
-              help="Comma list such as decoder/hidden_dense,decoder/grid_dense "
-                   "(default: every encoder/decoder part with a Dense layer of >= 10,000 parameters).")
-@click.option("--finetune-steps", type=int, default=200, show_default=True, help="Optimizer steps after compressing.")
-@click.option("--out", type=click.Path(path_type=Path), help="New run directory (default RUN_DIR-cpd-r<rank>).")
-@click.option("--sweep", default="2,4,8,16", show_default=True, help="Ranks of the rank-sweep figure ('' for none).")
-@click.option("--sweep-finetune-steps", type=int, default=50, show_default=True,
-              help="Fine-tuning steps of each sweep point (0: before fine-tuning only).")
-@click.option("--learning-rate", type=float, default=None, help="Fine-tuning learning rate (default: the recipe's).")
+@click.option(
+    "--layers",
+    metavar="NAMES",
+    default=None,
+    help="Comma list such as decoder/hidden_dense,decoder/grid_dense "
+    "(default: every encoder/decoder part with a Dense layer of >= 10,000 parameters).",
+)
+@click.option(
+    "--finetune-steps", type=int, default=200, show_default=True, help="Optimizer steps after compressing."
+)
+@click.option(
+    "--out", type=click.Path(path_type=Path), help="New run directory (default RUN_DIR-cpd-r<rank>)."
+)
+@click.option(
+    "--sweep", default="2,4,8,16", show_default=True, help="Ranks of the rank-sweep figure ('' for none)."
+)
+@click.option(
+    "--sweep-finetune-steps",
+    type=int,
+    default=50,
+    show_default=True,
+    help="Fine-tuning steps of each sweep point (0: before fine-tuning only).",
+)
+@click.option(
+    "--learning-rate", type=float, default=None, help="Fine-tuning learning rate (default: the recipe's)."
+)
 @click.option("--no-export", is_flag=True, help="Skip the SavedModel.")
-def compress(run_dir, rank, layers, finetune_steps, out, sweep, sweep_finetune_steps, learning_rate, no_export):
+def compress(
+    run_dir, rank, layers, finetune_steps, out, sweep, sweep_finetune_steps, learning_rate, no_export
+):
     """Replace the large Dense layers of a trained RUN_DIR by CPDDense, fine-tune, and write a new run."""
     from toolkit.quiet import import_tensorflow_quietly
 
@@ -51,7 +73,14 @@ def compress(run_dir, rank, layers, finetune_steps, out, sweep, sweep_finetune_s
 
     names = None if layers is None else layers.split(",")
     summary = compress_run(
-        run_dir, rank, names, finetune_steps, out, parse_ranks(sweep), sweep_finetune_steps,
-        learning_rate=learning_rate, export=not no_export,
+        run_dir,
+        rank,
+        names,
+        finetune_steps,
+        out,
+        parse_ranks(sweep),
+        sweep_finetune_steps,
+        learning_rate=learning_rate,
+        export=not no_export,
     )
     click.echo(f"{out or default_out(run_dir, rank)}: {describe(summary)}")

@@ -14,15 +14,17 @@ from toolkit.errors import RunError
 from toolkit.layers import (
     LSTMSampler,
     OrientationEncoding,
+    OrientationHead,
     ProjectionDecoder,
     RotationConditionedEncoder,
 )
-from toolkit.models import ConditionalVAE, make_latent
+from toolkit.models import ConditionalVAE, OrientationEstimator, make_latent
 
 LAYERS = {
     "RotationConditionedEncoder": RotationConditionedEncoder,
     "LSTMSampler": LSTMSampler,
     "ProjectionDecoder": ProjectionDecoder,
+    "OrientationHead": OrientationHead,
 }
 
 
@@ -68,8 +70,8 @@ def build_data(recipe: dict) -> DataBundle:
             extent=spec["extent"],
             sequence_length=spec["sequence_length"],
             orientations=sampler,
-            representation=model["condition"],
-            convention=model["euler_convention"],
+            representation=model.get("condition", "matrix"),
+            convention=model.get("euler_convention", "ZYZ"),
             snr=spec["snr"],
             seed=spec["seed"],
         )
@@ -134,11 +136,17 @@ def layer_kwargs(spec: dict) -> dict:
     return {k: (tuple(v) if isinstance(v, list) else v) for k, v in spec.items() if k != "type"}
 
 
-def build_model(recipe: dict, data: DataBundle, seed: int | None = None) -> ConditionalVAE:
+def build_model(recipe: dict, data: DataBundle, seed: int | None = None):
     """The model a recipe declares, sized for its data; layers are made under the current scope."""
     spec = recipe["model"]
-    latent_dim = spec["latent_dim"]
     keras.utils.set_random_seed(recipe["train"]["seed"] if seed is None else seed)
+    if spec["type"] == "orientation_estimator":
+        return OrientationEstimator(
+            encoder=LAYERS[spec["encoder"]["type"]](name="encoder", **layer_kwargs(spec["encoder"])),
+            head=LAYERS[spec["head"]["type"]](name="head", **layer_kwargs(spec["head"])),
+            name=recipe["name"].replace("-", "_"),
+        )
+    latent_dim = spec["latent_dim"]
     likelihood = spec["likelihood"]
     encoder = LAYERS[spec["encoder"]["type"]](name="encoder", **layer_kwargs(spec["encoder"]))
     if spec["sampler"]["type"] == "Dense":

@@ -7,8 +7,13 @@ from pathlib import Path
 
 def cross_checks(recipe: dict) -> list[str]:
     """Errors (one line each, with key paths) for contradictory settings in a valid recipe."""
-    errors = []
     data, model = recipe["data"], recipe["model"]
+    if model["type"] == "orientation_estimator":
+        errors = []
+        if data["type"] != "shadows":
+            errors.append("model.type: orientation_estimator needs orientations; use data.type: shadows")
+        return errors + layer_errors(recipe)
+    errors = []
     decoder = model["decoder"]
     if data["type"] == "shadows":
         step = 2 ** len(decoder["filters"])
@@ -46,12 +51,13 @@ def layer_errors(recipe: dict) -> list[str]:
 
     errors = []
     model = recipe["model"]
-    fixed = {
-        "sampler": {"latent_dim": model["latent_dim"]},
-        "decoder": {"image_size": 2 ** len(model["decoder"].get("filters", ())) or 1},
-        "encoder": {},
-    }
-    for part in ("encoder", "sampler", "decoder"):
+    fixed = {"encoder": {}}
+    if model["type"] == "orientation_estimator":
+        fixed["head"] = {}
+    else:
+        fixed["sampler"] = {"latent_dim": model["latent_dim"]}
+        fixed["decoder"] = {"image_size": 2 ** len(model["decoder"].get("filters", ())) or 1}
+    for part in fixed:
         spec = model[part]
         if spec["type"] not in LAYERS:
             continue

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-from toolkit.layers import LSTMSampler, ProjectionDecoder, RotationConditionedEncoder
+from toolkit.layers import LSTMSampler, OrientationHead, ProjectionDecoder, RotationConditionedEncoder
 from toolkit.layers.orientation_encoding import REPRESENTATION_WIDTHS
 from toolkit.recipes.schema import REQUIRED, Component, Field, fields_from_signature
 
@@ -90,7 +90,9 @@ def dense_rank_field(sublayers: str) -> Field:
 ENCODERS = {
     "RotationConditionedEncoder": Component(
         "Convolutional encoder of each image joined with its condition.",
-        fields_from_signature(RotationConditionedEncoder, overrides={"dense_rank": dense_rank_field("output_dense")}),
+        fields_from_signature(
+            RotationConditionedEncoder, overrides={"dense_rank": dense_rank_field("output_dense")}
+        ),
     ),
 }
 SAMPLERS = {
@@ -109,6 +111,12 @@ DECODERS = {
             fixed=("image_size", "channels", "output_activation"),
             overrides={"dense_rank": dense_rank_field("hidden_dense and grid_dense")},
         ),
+    ),
+}
+HEADS = {
+    "OrientationHead": Component(
+        "Dense layers out to the 6D representation, then Gram-Schmidt to a rotation matrix.",
+        fields_from_signature(OrientationHead),
     ),
 }
 LIKELIHOODS = {
@@ -132,6 +140,14 @@ MODELS = {
             "sampler": Field("component", {"type": "LSTMSampler"}, "layer out to the latent parameters",
                              registry=SAMPLERS),
             "decoder": Field("component", {"type": "ProjectionDecoder"}, "decoder layer", registry=DECODERS),
+        },
+    ),
+    "orientation_estimator": Component(
+        "The orientation of each shadow, regressed from the image alone (the poster's next step).",
+        {
+            "encoder": Field("component", {"type": "RotationConditionedEncoder"}, "image encoder",
+                             registry=ENCODERS),
+            "head": Field("component", {"type": "OrientationHead"}, "features to a rotation", registry=HEADS),
         },
     ),
 }

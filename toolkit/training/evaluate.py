@@ -68,3 +68,30 @@ def decode_prior(model, condition):
 def reconstruct(model, inputs: dict) -> np.ndarray:
     """Posterior-mean reconstructions (decoded means) of a batch, as numpy."""
     return loss_terms(model, {k: v for k, v in inputs.items() if k in ("images", "condition")})["mean"].numpy()
+
+
+@tf.function(reduce_retracing=True)
+def predict_rotations(model, images):
+    return model(images, training=False)
+
+
+def orientation_errors(predicted, true) -> np.ndarray:
+    """Geodesic angles in degrees between predicted and true rotation matrices `[..., 3, 3]`."""
+    from toolkit.geometry import geodesic_angle
+
+    return geodesic_angle(tf.cast(predicted, tf.float64), tf.cast(true, tf.float64), degrees=True).numpy().ravel()
+
+
+def evaluate_orientation(model, validation: dict, batch_size: int = 256) -> dict:
+    """Validation metrics of an OrientationEstimator: geodesic error statistics in degrees."""
+    errors = np.concatenate(
+        [
+            orientation_errors(predict_rotations(model, batch["images"]), batch["rotations"])
+            for batch in batches({k: validation[k] for k in ("images", "rotations")}, batch_size)
+        ]
+    )
+    return {
+        "val_median_error_deg": float(np.median(errors)),
+        "val_mean_error_deg": float(np.mean(errors)),
+        **{f"val_within_{limit}_deg": float(np.mean(errors < limit)) for limit in (5, 10, 15)},
+    }

@@ -1,0 +1,252 @@
+"""`toolkit compress` and `dense_rank`: a trained run's Dense layers CP-compressed into a new run."""
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+import yaml
+from click.testing import CliRunner
+
+from toolkit.cli import cli
+from toolkit.commands.compress import compress as compress_command
+from toolkit.commands.compress import describe
+from toolkit.compress import build_compressed, compress_run, compressed_recipe, fit_layers, sublayer, transfer
+from toolkit.errors import RecipeError, RunError
+from toolkit.layers import CPDDense, ProjectionDecoder, RotationConditionedEncoder
+from toolkit.layers.cpd_dense import auto_factors
+from toolkit.recipes.loader import load_recipe
+from toolkit.run import load_run, run, setup
+from toolkit.training.evaluate import evaluate
+
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+#: f_shadow shrunk to seconds; hidden_dense is 7 -> 8 and grid_dense 8 -> 4 * 4 * 8 = 128.
+TINY = [
+    "strategy.type=default",
+    "data.image_size=16",
+    "data.sequence_length=2",
+    "data.validation_size=16",
+    "model.latent_dim=3",
+    "model.encoder.filters=[4]",
+    "model.encoder.units=8",
+    "model.encoder.condition_units=4",
+    "model.sampler.units=4",
+    "model.decoder.filters=[8, 8]",
+    "model.decoder.units=8",
+    "model.decoder.condition_units=4",
+    "train.global_batch_size=4",
+    "train.epochs=1",
+    "train.steps_per_epoch=3",
+    "train.checkpoint_every=3",
+    "output.figures=false",
+    "output.export=false",
+]
+ALL_LAYERS = ["encoder/output_dense", "decoder/hidden_dense", "decoder/grid_dense"]
+DECODER_LAYERS = "decoder/hidden_dense,decoder/grid_dense"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("compress") / "tiny"
+    run(RECIPES / "f_shadow.yaml", TINY, out=run_dir, quiet=True)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def compressed(trained) -> tuple[Path, dict]:
+    """Rank 2 on every compressible layer (min_params=0 selects them all), 2 fine-tuning steps."""
+    summary = compress_run(
+        trained, 2, finetune_steps=2, sweep_ranks=(1, 2), sweep_finetune_steps=1, min_params=0
+    )
+    return trained.with_name("tiny-cpd-r2"), summary
+
+
+def cp_params(rank: int, in_features: int, units: int) -> int:
+    """R * (sum of the input and output mode sizes) + bias, modes as CPDDense picks them."""
+    return rank * (sum(auto_factors(in_features)) + sum(auto_factors(units))) + units
+
+
+def test_parameter_counts_follow_the_cp_formula(trained, compressed):
+    _, summary = compressed
+    original = load_run(trained)[2]
+    assert list(summary["layers"]) == ALL_LAYERS
+    before = after = 0
+    for name in ALL_LAYERS:
+        in_features, units = sublayer(original, name).kernel.shape
+        info = summary["layers"][name]
+        assert info["params_before"] == in_features * units + units
+        assert info["params_after"] == cp_params(2, in_features, units)
+        before, after = before + info["params_before"], after + info["params_after"]
+    params = summary["parameters"]
+    assert (params["layers_before"], params["layers_after"]) == (before, after)
+    assert params["layers_ratio"] == pytest.approx(before / after)
+    assert params["model_before"] == original.count_params()
+    assert params["model_after"] == params["model_before"] - before + after
+
+
+def test_validation_numbers_are_consistent(trained, compressed):
+    _, summary = compressed
+    metrics, change = summary["validation"], summary["relative_change"]
+    _, data, original, _, step = load_run(trained)
+    assert metrics["original"]["val_elbo"] == pytest.approx(evaluate(original, data.validation)["val_elbo"])
+    for stage in ("original", "compressed", "finetuned"):
+        assert metrics[stage]["loss"] == -metrics[stage]["val_elbo"]
+    for key in ("loss", "val_mse", "val_ssim"):
+        for stage in ("compressed", "finetuned"):
+            base = metrics["original"][key]
+            assert change[key][stage] == pytest.approx((metrics[stage][key] - base) / abs(base))
+    assert (summary["source_step"], summary["step"]) == (step, step + 2)
+    assert [row["rank"] for row in summary["sweep"]] == [1, 2]
+    assert summary["sweep"][1]["layer_params"] == summary["parameters"]["layers_after"]
+    assert "compressed layers" in describe(summary)
+
+
+def test_new_run_directory_reloads_with_the_fine_tuned_model(compressed):
+    out, summary = compressed
+    for name in ("figures/als_convergence.png", "figures/rank_sweep.png", "saved_model/saved_model.pb"):
+        assert (out / name).stat().st_size > 0, name
+    recipe = yaml.safe_load((out / "recipe.yaml").read_text())
+    assert recipe["model"]["encoder"]["dense_rank"] == recipe["model"]["decoder"]["dense_rank"] == 2
+    _, data, model, _, step = load_run(out)
+    assert step == summary["step"]
+    for name in ALL_LAYERS:
+        layer = sublayer(model, name)
+        assert isinstance(layer, CPDDense) and layer.rank == 2, name
+    assert not any("grid_dense/kernel" in v.path for v in model.trainable_variables)
+    reloaded = evaluate(model, data.validation)
+    assert reloaded["val_elbo"] == pytest.approx(summary["validation"]["finetuned"]["val_elbo"], rel=1e-5)
+    assert set(tf.saved_model.load(str(out / "saved_model")).signatures) == {"encode", "decode"}
+
+
+def test_compressed_layers_stay_within_the_als_error_bound(trained, compressed):
+    """||f(x) - f_cp(x)||_F <= ||x||_F ||W - W_cp||_2 <= ||x||_F rel_error ||W||_F (ReLU is 1-Lipschitz)."""
+    _, summary = compressed
+    recipe, data, original, _, _ = load_run(trained)
+    fits, infos = fit_layers(original, ALL_LAYERS, 2, {})
+    model, _ = build_compressed(compressed_recipe(recipe, ALL_LAYERS, 2), data)
+    transfer(original, model, fits)
+    for name in ALL_LAYERS:
+        dense, cpd = sublayer(original, name), sublayer(model, name)
+        assert infos[name]["relative_error"] == pytest.approx(summary["layers"][name]["relative_error"])
+        x = np.random.default_rng(0).standard_normal((32, dense.kernel.shape[0])).astype("float32")
+        gap = np.linalg.norm(keras.ops.convert_to_numpy(dense(x) - cpd(x)))
+        bound = np.linalg.norm(x) * infos[name]["relative_error"] * np.linalg.norm(dense.kernel.numpy())
+        assert gap <= bound * (1 + 1e-4) + 1e-5, name
+    # Everything else is a copy of the original.
+    kept = {v.path: v.numpy() for v in original.variables if "_dense/" not in v.path or "condition" in v.path}
+    copied = {v.path: v.numpy() for v in model.variables if v.path in kept}
+    assert copied.keys() == {k for k in kept if "seed_generator" not in k} and all(
+        np.array_equal(copied[k], kept[k]) for k in copied
+    )
+
+
+def test_full_rank_decoder_reproduces_the_model(trained, tmp_path):
+    """At rank 64 the CP of both tiny decoder kernels is exact, so validation metrics are unchanged."""
+    summary = compress_run(
+        trained, 64, DECODER_LAYERS, finetune_steps=0, out=tmp_path / "full", sweep_ranks=(), export=False
+    )
+    assert list(summary["layers"]) == DECODER_LAYERS.split(",")
+    assert all(info["relative_error"] < 1e-4 for info in summary["layers"].values())
+    assert abs(summary["relative_change"]["val_mse"]["compressed"]) < 1e-3
+    assert abs(summary["relative_change"]["loss"]["compressed"]) < 1e-5
+    written = yaml.safe_load((tmp_path / "full" / "recipe.yaml").read_text())["model"]
+    assert (written["encoder"]["dense_rank"], written["decoder"]["dense_rank"]) == (None, 64)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"rank": 0}, "--rank 0: expected a positive integer"),
+        ({"rank": -3}, "--rank -3"),
+        ({"rank": 2, "sweep_ranks": (2, 0)}, "--sweep 0"),
+        (
+            {"rank": 2, "layers": "decoder/gird_dense"},
+            "'decoder/gird_dense': no such Dense layer in the model; "
+            "expected one of encoder/output_dense, decoder/hidden_dense, decoder/grid_dense",
+        ),
+        (
+            {"rank": 2, "layers": "decoder/condition_dense"},
+            "'decoder/condition_dense': a recipe cannot declare it",
+        ),
+        ({"rank": 2, "layers": "decoder/grid_dense"}, "add decoder/hidden_dense or leave the decoder out"),
+        ({"rank": 2}, "no Dense layer with >= 10,000 parameters to compress"),
+    ],
+    ids=[
+        "zero-rank",
+        "negative-rank",
+        "sweep-rank",
+        "unknown-layer",
+        "not-compressible",
+        "half-decoder",
+        "too-small",
+    ],
+)
+def test_bad_input_raises_and_writes_nothing(trained, tmp_path, kwargs, expected):
+    out = tmp_path / "out"
+    with pytest.raises(RunError) as caught:
+        compress_run(trained, out=out, **kwargs)
+    assert expected in str(caught.value)
+    assert not out.exists()
+
+
+def test_existing_output_and_missing_run_are_refused(trained, tmp_path):
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "keep.txt").write_text("mine")
+    with pytest.raises(RunError, match="not an empty directory"):
+        compress_run(trained, 2, out=tmp_path / "taken", min_params=0)
+    assert [p.name for p in (tmp_path / "taken").iterdir()] == ["keep.txt"]
+    with pytest.raises(RunError, match="no recipe.yaml"):
+        compress_run(tmp_path / "missing", 2, out=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [(["--rank", "0"], "--rank 0"), (["--rank", "2", "--layers", "decoder/nope"], "decoder/grid_dense")],
+)
+def test_command_exits_2_with_one_line(trained, tmp_path, options, expected):
+    # A group of the toolkit's own class, for its error mapping (RunError -> exit 2).
+    group = type(cli)(name="toolkit", commands={"compress": compress_command})
+    result = CliRunner().invoke(group, ["compress", str(trained), "--out", str(tmp_path / "out"), *options])
+    assert result.exit_code == 2, result.output
+    assert expected in result.output and result.output.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_f_shadow_cpd_recipe_declares_cpd_layers():
+    path = RECIPES / "f_shadow_cpd.yaml"
+    recipe = load_recipe(path)
+    assert recipe["model"]["encoder"]["dense_rank"] == recipe["model"]["decoder"]["dense_rank"] == 8
+    small = ["strategy.type=default", "data.image_size=16", "data.validation_size=2"]
+    model = setup(load_recipe(path, small))[2]
+    for name in ALL_LAYERS:
+        layer = sublayer(model, name)
+        assert isinstance(layer, CPDDense) and layer.rank == 8, name
+    assert type(model.decoder.condition_dense) is keras.layers.Dense
+    plain = setup(load_recipe(RECIPES / "f_shadow.yaml", small))[2]
+    saved = 0
+    for name in ALL_LAYERS:
+        in_features, units = sublayer(plain, name).kernel.shape
+        saved += in_features * units + units - cp_params(8, in_features, units)
+    assert model.count_params() == plain.count_params() - saved
+
+
+def test_dense_rank_is_validated_typed_and_serialized(tmp_path):
+    for layer_class, args in ((RotationConditionedEncoder, {}), (ProjectionDecoder, {"image_size": 16})):
+        for bad in (0, -2, True, 2.5, "8"):
+            with pytest.raises(ValueError, match=f"{layer_class.__name__}: `dense_rank` .* got {bad!r}"):
+                layer_class(dense_rank=bad, **args)
+        layer = layer_class(dense_rank=3, **args)
+        assert layer_class.from_config(layer.get_config()).dense_rank == 3
+        assert layer_class(**args).get_config()["dense_rank"] is None
+    with pytest.raises(RecipeError, match="model.decoder.dense_rank: expected a number >= 1, got 0"):
+        load_recipe(RECIPES / "f_shadow.yaml", ["model.decoder.dense_rank=0"])
+    with pytest.raises(RecipeError, match="model.encoder.dense_rank: expected an integer, got 'x'"):
+        load_recipe(RECIPES / "f_shadow.yaml", ["model.encoder.dense_rank=x"])
+    assert (
+        load_recipe(RECIPES / "f_shadow_cpd.yaml", ["model.decoder.dense_rank=null"])["model"]["decoder"][
+            "dense_rank"
+        ]
+        is None
+    )
