@@ -91,7 +91,8 @@ def make_train_step(model, optimizer, strategy, global_batch_size: int):
 def check_finite(step: int, reconstruction: float, kl: float, bad_gradients: float) -> None:
     terms = [name for name, value in (("reconstruction", reconstruction), ("KL", kl)) if not np.isfinite(value)]
     if terms:
-        raise NonFiniteLossError(f"step {step}: the {' and '.join(terms)} term of the loss is not finite")
+        which = f"the {terms[0]} term is" if len(terms) == 1 else "the reconstruction and KL terms are"
+        raise NonFiniteLossError(f"step {step}: {which} not finite")
     if bad_gradients:
         raise NonFiniteLossError(f"step {step}: a gradient is not finite (loss terms were finite)")
 
@@ -127,12 +128,16 @@ def share_from_chief(strategy, model, optimizer, step: int, epoch_state: dict) -
     def replica(values):
         context = tf.distribute.get_replica_context()
         first = tf.equal(context.replica_id_in_sync_group, 0)
-        masked = [tf.where(first, v, tf.zeros_like(v)) for v in values]
-        return context.all_reduce(tf.distribute.ReduceOp.SUM, masked)
+        out = [tf.where(first, v, tf.zeros_like(v)) for v in values]
+        for dtype in sorted({v.dtype for v in out}, key=lambda d: d.name):  # one all-reduce per dtype
+            where = [i for i, v in enumerate(out) if v.dtype == dtype]
+            summed = context.all_reduce(tf.distribute.ReduceOp.SUM, [out[i] for i in where])
+            out = [summed[where.index(i)] if i in where else v for i, v in enumerate(out)]
+        return out
 
     shared = tf.function(lambda: strategy.run(replica, args=(values,)))()
     shared = [strategy.experimental_local_results(v)[0].numpy() for v in shared]
-    for variable, value in zip(variables, shared):
+    for variable, value in zip(variables, shared[: len(variables)], strict=True):
         variable.assign(value)
     *_, step, sums, steps = shared
     return int(step), {"epoch_sums": sums, "epoch_steps": steps}
@@ -142,8 +147,8 @@ def reconstruction_panel(model, validation: dict, count: int = 4) -> np.ndarray:
     """A few validation images (left) beside their reconstruction (right): `[count, H, 2W, C]`."""
     shown = {k: v[:count] for k, v in validation.items() if k in ("images", "condition")}
     truth, mean = shown["images"], reconstruct(model, shown)
-    if truth.ndim == 5:  # sequences: their first view
-        truth, mean = truth[:, 0], mean[:, 0]
+    if truth.ndim == 5:  # shadow sequences: the first view, flipped so y points up (row 0 is y = -extent)
+        truth, mean = truth[:, 0, ::-1], mean[:, 0, ::-1]
     return np.clip(np.concatenate([truth, mean], axis=2), 0.0, 1.0)
 
 
@@ -232,6 +237,9 @@ def train(
                 "train_kl": float(mean[1]),
             }
             row.update(evaluate(model, data.validation))
+            broken = [k for k, v in row.items() if not np.isfinite(v)]
+            if broken:  # the new weights are bad even if every training step was finite: do not keep them
+                raise NonFiniteLossError(f"step {step}: {broken[0]} (validation) is not finite")
             # The row (and images) before the epoch's checkpoint: a checkpoint implies its rows exist.
             log.write(row)
             if is_chief:
@@ -243,7 +251,7 @@ def train(
                 checkpoint(step, state)
             result.metrics = row
     except NonFiniteLossError as error:
-        kept = f"the checkpoint of step {saved[-1]} is the last" if saved else "no checkpoint was written"
+        kept = f"the last good checkpoint (step {saved[-1]}) is kept" if saved else "no checkpoint yet"
         raise NonFiniteLossError(f"{error}; {kept}") from None
     except OSError as error:
         raise RunError(f"{run_dir}: cannot write the run directory ({error.strerror or error})") from None

@@ -36,11 +36,13 @@ class MetricsLog:
             for key, value in row.items():
                 if key not in ("epoch", "step"):
                     tf.summary.scalar(key, value)
+        self.writer.flush()  # visible in TensorBoard now, not at the next periodic flush
 
     def image(self, name: str, images, step: int) -> None:
         if self.enabled:
             with self.writer.as_default(step=step):
                 tf.summary.image(name, images, max_outputs=8)
+            self.writer.flush()
 
     def close(self) -> None:
         if self.writer is not None:
