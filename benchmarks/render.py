@@ -83,9 +83,7 @@ def time_renderer(
     def render(r):
         return render_shadows(sample, r, size, extent)
 
-    batches = [
-        tf.constant(rotations[i : i + batch]) for i in range(0, len(rotations), batch)
-    ]
+    batches = [tf.constant(rotations[i : i + batch]) for i in range(0, len(rotations), batch)]
     render(batches[0]).numpy()  # warm-up: tracing and first allocation
     rates = []
     for _ in range(repeats):
@@ -101,16 +99,12 @@ def measure(args: argparse.Namespace) -> dict:
     sample = letter_f()
     rng = np.random.default_rng(args.seed)
     rotations = Rotation.random(args.count, rng=rng).as_matrix().astype(np.float32)
-    ours, first = time_renderer(
-        sample, rotations, args.size, args.extent, args.batch, args.repeats
-    )
+    ours, first = time_renderer(sample, rotations, args.size, args.extent, args.batch, args.repeats)
 
     volume = render_volume(sample, args.size, args.extent)  # built once, not timed
     voxel = pixel_size(args.size, args.extent)
     start = time.perf_counter()
-    naive_images = [
-        naive_shadow(volume, r, voxel) for r in rotations[: args.naive_count]
-    ]
+    naive_images = [naive_shadow(volume, r, voxel) for r in rotations[: args.naive_count]]
     naive = len(naive_images) / (time.perf_counter() - start)
     # Sanity: both methods draw the same shadow (up to trilinear interpolation error).
     agreement = float(np.abs(naive_images[0] - first).max() / first.max())
@@ -159,16 +153,12 @@ def print_table(result: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=64, help="image side in pixels")
-    parser.add_argument(
-        "--count", type=int, default=2000, help="shadows per timed pass"
-    )
+    parser.add_argument("--count", type=int, default=2000, help="shadows per timed pass")
     parser.add_argument("--batch", type=int, default=256, help="render_shadows batch")
     parser.add_argument("--repeats", type=int, default=3, help="timed passes (median)")
     parser.add_argument("--naive-count", type=int, default=20, help="naive shadows")
     parser.add_argument("--extent", type=float, default=0.75, help="half field of view")
-    parser.add_argument(
-        "--recipe", default=str(RECIPE), help="recipe whose training consumption is measured"
-    )
+    parser.add_argument("--recipe", default=str(RECIPE), help="recipe whose training consumption is measured")
     parser.add_argument("--seed", type=int, default=0, help="rotation seed")
     parser.add_argument("--json", default=None, help="write the results here")
     args = parser.parse_args()

@@ -17,8 +17,14 @@ ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
 def toolkit(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "toolkit", *map(str, args)], capture_output=True, text=True,
-                          env=ENV, cwd=cwd, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "toolkit", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=cwd,
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +40,16 @@ def tiny_run(tmp_path_factory, tiny_f_shadow):
 
 def test_run_writes_a_complete_run_directory(tiny_run):
     out, result = tiny_run
-    for name in ("recipe.yaml", "metrics.csv", "summary.json", "run.log", "saved_model/saved_model.pb",
-                 "figures/reconstructions.png", "figures/orientations_lambert.png", "figures/loss_curves.png"):
+    for name in (
+        "recipe.yaml",
+        "metrics.csv",
+        "summary.json",
+        "run.log",
+        "saved_model/saved_model.pb",
+        "figures/reconstructions.png",
+        "figures/orientations_lambert.png",
+        "figures/loss_curves.png",
+    ):
         assert (out / name).exists(), name
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-2.npz", "step-4.npz"]
     assert any((out / "tensorboard").iterdir())
@@ -75,15 +89,21 @@ def test_exported_endpoints_match_the_model_in_a_tensorflow_only_process(tiny_ru
     _, data, model, _, _ = load_run(out)
     inputs = {k: data.validation[k][:3] for k in ("images", "condition")}
     np.savez(tmp_path / "inputs.npz", **inputs)
-    child = subprocess.run([sys.executable, "-c", CHILD, out / "saved_model", tmp_path / "inputs.npz",
-                            tmp_path / "outputs.npz"], capture_output=True, text=True, env=ENV, timeout=300)
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD, out / "saved_model", tmp_path / "inputs.npz", tmp_path / "outputs.npz"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=300,
+    )
     assert child.returncode == 0, child.stderr
     outputs = np.load(tmp_path / "outputs.npz")
     loc, scale = (t.numpy() for t in model.encode(inputs))
     np.testing.assert_allclose(outputs["loc"], loc, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(outputs["scale"], scale, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(outputs["images"], model.decode(loc, inputs["condition"]).numpy(),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        outputs["images"], model.decode(loc, inputs["condition"]).numpy(), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_export_and_plot_commands(tiny_run, tmp_path):

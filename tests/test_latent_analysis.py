@@ -14,7 +14,9 @@ from toolkit.latent_analysis import knn_accuracy, pca_2d, silhouette_score
 
 def clustered(count=240, dims=3, centers=6, spread=2.5, seed=0):
     """Overlapping Gaussian clusters, so neither accuracy nor silhouette is trivially 1."""
-    points, labels = make_blobs(count, n_features=dims, centers=centers, cluster_std=spread, random_state=seed)
+    points, labels = make_blobs(
+        count, n_features=dims, centers=centers, cluster_std=spread, random_state=seed
+    )
     return points, labels
 
 
@@ -30,7 +32,11 @@ def test_knn_with_a_reference_set_matches_sklearn_and_labels_need_not_be_0_to_c(
     points, labels = clustered(count=400, seed=1)
     labels = labels * 3 + 7  # arbitrary integer labels
     reference, queries = slice(0, 300), slice(300, None)
-    expected = KNeighborsClassifier(5).fit(points[reference], labels[reference]).score(points[queries], labels[queries])
+    expected = (
+        KNeighborsClassifier(5)
+        .fit(points[reference], labels[reference])
+        .score(points[queries], labels[queries])
+    )
     got = knn_accuracy(points[queries], labels[queries], 5, points[reference], labels[reference])
     assert got == pytest.approx(expected, abs=1e-12)
 

@@ -54,9 +54,13 @@ def cli(verbose: bool) -> None:
 @cli.command()
 @click.argument("recipe", type=click.Path(path_type=Path), required=False)
 @click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE", help="Override a recipe value.")
-@click.option("--out", type=click.Path(path_type=Path), help="Run directory (default runs/<name>-<timestamp>).")
+@click.option(
+    "--out", type=click.Path(path_type=Path), help="Run directory (default runs/<name>-<timestamp>)."
+)
 @click.option("--overwrite", is_flag=True, help="Allow writing into an existing, non-empty run directory.")
-@click.option("--resume", type=click.Path(path_type=Path), help="Continue a run directory from its last checkpoint.")
+@click.option(
+    "--resume", type=click.Path(path_type=Path), help="Continue a run directory from its last checkpoint."
+)
 @click.option("--dry-run", is_flag=True, help="Validate, build and summarize the model without training.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar; only warnings and errors shown.")
 def run(recipe, overrides, out, overwrite, resume, dry_run, quiet) -> None:
@@ -73,8 +77,16 @@ def run(recipe, overrides, out, overwrite, resume, dry_run, quiet) -> None:
 
     summary = run_recipe(recipe, overrides, out, overwrite, resume, quiet, dry_run)
     if summary:
-        shown = {k: summary[k] for k in ("val_elbo", "val_mse", "val_ssim", "val_ssim_prior", "train_seconds")
-                 if k in summary}
+        keys = (
+            "val_elbo",
+            "val_mse",
+            "val_ssim",
+            "val_ssim_prior",
+            "val_median_error_deg",
+            "val_within_15_deg",
+            "train_seconds",
+        )
+        shown = {k: summary[k] for k in keys if k in summary}
         click.echo(" ".join(f"{k}={v:.4g}" for k, v in shown.items()))
 
 
@@ -93,8 +105,13 @@ def validate(recipe, overrides) -> None:
 
 
 @cli.command()
-@click.option("--dir", "directory", type=click.Path(path_type=Path), default=None,
-              help="Folder of recipes (default: the shipped recipes/).")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder of recipes (default: the shipped recipes/).",
+)
 def recipes(directory) -> None:
     """List the shipped recipes, one line each."""
     import yaml
@@ -131,7 +148,8 @@ def export(run_dir, out, overwrite) -> None:
     if out.exists():
         shutil.rmtree(out)
     export_model(model, data, out)
-    click.echo(f"{out}: SavedModel of step {step} with signatures encode, decode")
+    signatures = "encode, decode" if hasattr(model, "decode") else "orientation"
+    click.echo(f"{out}: SavedModel of step {step} with signatures {signatures}")
 
 
 @cli.command()

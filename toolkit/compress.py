@@ -34,7 +34,7 @@ from toolkit.training.loop import (
     check_finite,
     make_optimizer,
     make_train_step,
-    with_latent_noise,
+    training_dataset,
 )
 
 log = logging.getLogger("toolkit")
@@ -241,15 +241,13 @@ def finetune(model, optimizer, data, recipe: dict, steps: int, start_step: int) 
     config = recipe["train"]
     strategy = tf.distribute.get_strategy()
     batch_size = config["global_batch_size"]
-    dataset = with_latent_noise(
-        data.train_dataset(batch_size, start_step), model.latent.latent_dim, config["seed"], start_step
-    )
+    dataset = training_dataset(model, data, batch_size, config["seed"], start_step)
     iterator = iter(strategy.experimental_distribute_dataset(dataset))
     train_step = make_train_step(model, optimizer, strategy, batch_size)
     started = time.perf_counter()
     for step in range(start_step + 1, start_step + steps + 1):
-        reconstruction, kl, bad = (float(x) for x in train_step(iterator))
-        check_finite(step, reconstruction, kl, bad)
+        *values, bad = (float(x) for x in train_step(iterator))
+        check_finite(step, dict(zip(model.term_weights, values, strict=True)), bad)
     return time.perf_counter() - started
 
 

@@ -1,4 +1,4 @@
-"""SavedModel export with named, deterministic endpoints: `encode` and `decode`."""
+"""SavedModel export with named, deterministic endpoints: `encode`, `decode`, `orientation`."""
 
 from __future__ import annotations
 
@@ -38,10 +38,36 @@ class ExportedModel(tf.Module):
         return {"images": self.model.decode(latent, condition)}
 
 
-def export_saved_model(model, path: Path, image_shape: tuple, condition_width: int | None, sequence: bool) -> Path:
-    """Write a SavedModel with the `encode` and `decode` signatures; returns its path."""
-    module = ExportedModel(model, image_shape, condition_width, sequence)
-    tf.saved_model.save(
-        module, str(path), signatures={"encode": module.encode, "decode": module.decode}
-    )
+class ExportedEstimator(tf.Module):
+    """A small module around a trained OrientationEstimator.
+
+    `orientation(images)` returns the predicted `rotations` (matrices, x' = R x, beam along
+    +z) and the same poses as RELION angles `relion_rot_tilt_psi` in degrees.
+    """
+
+    def __init__(self, model, image_shape: tuple, sequence: bool):
+        super().__init__(name="toolkit_export")
+        self.model = model
+        time = [None] if sequence else []
+        images = tf.TensorSpec([None, *time, *image_shape], tf.float32, name="images")
+        self.orientation = tf.function(self._orientation, input_signature=[images])
+
+    def _orientation(self, images):
+        from toolkit.geometry import matrix_to_relion
+
+        rotations = tf.cast(self.model(images, training=False), tf.float32)
+        return {"rotations": rotations, "relion_rot_tilt_psi": matrix_to_relion(rotations)}
+
+
+def export_saved_model(
+    model, path: Path, image_shape: tuple, condition_width: int | None, sequence: bool
+) -> Path:
+    """Write a SavedModel: `encode` and `decode` for a VAE, `orientation` for an estimator."""
+    if hasattr(model, "decode"):
+        module = ExportedModel(model, image_shape, condition_width, sequence)
+        signatures = {"encode": module.encode, "decode": module.decode}
+    else:
+        module = ExportedEstimator(model, image_shape, sequence)
+        signatures = {"orientation": module.orientation}
+    tf.saved_model.save(module, str(path), signatures=signatures)
     return Path(path)

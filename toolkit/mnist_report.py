@@ -81,10 +81,10 @@ def write_mnist_figures(figures: Path, model, validation: dict) -> None:
     means = latent_means(model, validation)
     labels = np.asarray(validation["labels"])
     if latent_dim == 2:
-        shown, axes = means, "latent means"
+        shown, axes, names = means, "latent means", ("$z_1$", "$z_2$")
     else:  # PCA to 2D (a 1-D code is padded with zeros)
-        shown, axes = pca_2d(means), f"principal components of the {latent_dim}-D latent means"
-    plots.latent_clusters(shown, labels, figures / "latent_clusters.png", f"held-out digits: {axes}")
+        shown, axes, names = pca_2d(means), f"PCA of the {latent_dim}-D latent means", ("PC 1", "PC 2")
+    plots.latent_clusters(shown, labels, figures / "latent_clusters.png", f"held-out digits: {axes}", names)
     draws = prior_draws(64, latent_dim)
     digits = np.arange(64) % DIGITS if conditional else None
     title = "samples from the prior" + (" (digit = index mod 10, row by row)" if conditional else "")

@@ -22,7 +22,7 @@ from toolkit.progress import Progress
 from toolkit.recipes.builders import build_data, build_model, build_strategy
 from toolkit.recipes.loader import load_recipe
 from toolkit.training.checkpoints import list_checkpoints, restore_checkpoint, variable_values
-from toolkit.training.evaluate import reconstruct
+from toolkit.training.evaluate import orientation_errors, reconstruct
 from toolkit.training.loop import build_for_training, make_optimizer, share_from_chief, train
 from toolkit.training.metrics import read_metrics
 
@@ -38,7 +38,9 @@ def prepare_run_dir(path: Path, overwrite: bool) -> None:
     if path.exists() and not path.is_dir():
         raise RunError(f"{path}: exists and is not a directory; choose another --out")
     if path.is_dir() and any(path.iterdir()) and not overwrite:
-        raise RunError(f"{path}: run directory exists and is not empty; pass --overwrite or choose another --out")
+        raise RunError(
+            f"{path}: run directory exists and is not empty; pass --overwrite or choose another --out"
+        )
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".write-test"
@@ -105,8 +107,11 @@ def run(
     if resume is not None:
         run_dir = Path(resume)
         if not (run_dir / "recipe.yaml").is_file():
-            raise RunError(f"{run_dir}: no recipe.yaml; --resume expects a run directory written by toolkit run")
+            raise RunError(
+                f"{run_dir}: no recipe.yaml; --resume expects a run directory written by toolkit run"
+            )
         recipe = load_recipe(run_dir / "recipe.yaml", overrides)
+        refuse_finished(run_dir, recipe)
     else:
         recipe = load_recipe(recipe_path, overrides)
         run_dir = Path(out) if out is not None else default_run_dir(recipe["name"])
@@ -130,15 +135,26 @@ def run(
         log.setLevel(logging.DEBUG)  # run.log keeps the per-epoch lines even when called as a library
     handler = attach_log_file(run_dir) if chief else None
     try:
-        if chief and resume is None:
+        if chief and (resume is None or overrides):  # --set on a resume changes the run's recipe too
             (run_dir / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
-        log.info(f"run directory {run_dir}; {model.count_params():,} parameters; "
-                 f"{type(strategy).__name__} ({strategy.num_replicas_in_sync} replicas); from step {start_step}")
+        log.info(
+            f"run directory {run_dir}; {model.count_params():,} parameters; "
+            f"{type(strategy).__name__} ({strategy.num_replicas_in_sync} replicas); from step {start_step}"
+        )
         summary = {"recipe": recipe["name"], "parameters": int(model.count_params())}
         started = time.perf_counter()
         try:
             result = train(
-                model, data, recipe, strategy, run_dir, optimizer, start_step, Progress(quiet), chief, epoch_state
+                model,
+                data,
+                recipe,
+                strategy,
+                run_dir,
+                optimizer,
+                start_step,
+                Progress(quiet),
+                chief,
+                epoch_state,
             )
         except (NonFiniteLossError, RunError) as error:
             summary.update({"status": "failed", "reason": str(error)})
@@ -150,7 +166,8 @@ def run(
         if os.environ.get("TOOLKIT_FINAL_WEIGHTS"):
             # Debugging aid (the multi-worker test uses it): every worker, chief or not, dumps its variables.
             np.savez(os.environ["TOOLKIT_FINAL_WEIGHTS"], **variable_values(model, optimizer))
-        summary.update(result.metrics)
+        # A resume after the last checkpoint trains nothing: the metrics are the last row written.
+        summary.update(result.metrics or last_metrics(run_dir))
         summary.update(
             {
                 "status": "completed",
@@ -172,6 +189,26 @@ def run(
         if handler is not None:
             log.removeHandler(handler)
             handler.close()
+
+
+def refuse_finished(run_dir: Path, recipe: dict) -> None:
+    """A completed run has nothing to resume, unless --set asks for more steps."""
+    path = run_dir / "summary.json"
+    done = json.loads(path.read_text()) if path.is_file() else {}
+    total = recipe["train"]["epochs"] * recipe["train"]["steps_per_epoch"]
+    if done.get("status") == "completed" and done.get("steps", 0) >= total:
+        raise RunError(
+            f"{run_dir}: the run completed its {done['steps']} steps; nothing to resume "
+            f"(--set train.epochs=N to train further)"
+        )
+
+
+def last_metrics(run_dir: Path) -> dict:
+    path = run_dir / "metrics.csv"
+    rows = read_metrics(path) if path.is_file() else []
+    if not rows:
+        return {}
+    return {k: int(v) if k in ("epoch", "step") else float(v) for k, v in rows[-1].items()}
 
 
 def load_run(run_dir: Path, overrides=()):
@@ -209,6 +246,35 @@ def export(model, data, path: Path) -> Path:
 
 def write_figures(run_dir: Path, model, data) -> None:
     figures = run_dir / "figures"
+    if not hasattr(model, "decode"):
+        write_orientation_figures(figures, model, data)
+    else:
+        write_reconstruction_figures(figures, model, data)
+    metrics = run_dir / "metrics.csv"
+    if metrics.exists():
+        plots.loss_curves(read_metrics(metrics), figures / "loss_curves.png")
+
+
+def training_view_directions(data, count: int = 256) -> np.ndarray:
+    """Lambert points of the view directions of the first training batch."""
+    rotations = tf.reshape(data.source.batch(count, TRAIN_STREAM, 0)["rotations"], [-1, 3, 3])
+    return geometry.lambert_projection(geometry.view_directions(rotations)).numpy()
+
+
+def write_orientation_figures(figures: Path, model, data) -> None:
+    """Geodesic error histogram and Lambert maps of an orientation estimator's held-out predictions."""
+    validation = data.validation
+    predicted = np.asarray(model(validation["images"], training=False)).reshape(-1, 3, 3)
+    true = validation["rotations"].reshape(-1, 3, 3)
+    plots.error_histogram(orientation_errors(predicted, true), figures / "orientation_errors.png")
+    plots.lambert_map(
+        training_view_directions(data),
+        figures / "orientations_lambert.png",
+        "training view directions (Lambert)",
+    )
+
+
+def write_reconstruction_figures(figures: Path, model, data) -> None:
     validation = data.validation
     shown = {k: v[:8] for k, v in validation.items()}
     mean = reconstruct(model, shown)
@@ -217,19 +283,19 @@ def write_figures(run_dir: Path, model, data) -> None:
         truth, mean = truth[:, 0], mean[:, 0]
     if data.kind == "mnist":  # plots.reconstructions draws row 0 at the bottom, as for shadows
         truth, mean = truth[:, ::-1], mean[:, ::-1]
-    plots.reconstructions(truth, mean, figures / "reconstructions.png", "held-out: truth (top), reconstruction")
+    plots.reconstructions(
+        truth, mean, figures / "reconstructions.png", "held-out: truth (top), reconstruction"
+    )
     if data.kind == "shadows":
-        batch = data.source.batch(256, TRAIN_STREAM, 0)  # orientations of the first training batch
-        rotations = tf.reshape(batch["rotations"], [-1, 3, 3])
-        points = geometry.lambert_projection(geometry.view_directions(rotations)).numpy()
-        plots.lambert_map(points, figures / "orientations_lambert.png", "training view directions (Lambert)")
+        plots.lambert_map(
+            training_view_directions(data),
+            figures / "orientations_lambert.png",
+            "training view directions (Lambert)",
+        )
     elif data.kind == "mnist":
         from toolkit.mnist_report import write_mnist_figures
 
         write_mnist_figures(figures, model, validation)
-    metrics = run_dir / "metrics.csv"
-    if metrics.exists():
-        plots.loss_curves(read_metrics(metrics), figures / "loss_curves.png")
 
 
 __all__ = ["RunError", "run"]

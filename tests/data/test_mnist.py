@@ -80,10 +80,7 @@ def test_split_is_stratified(fraction: float) -> None:
     splits = load_mnist(validation_fraction=fraction)
     per_class = round(fraction * 500)
     assert np.bincount(splits.val_labels, minlength=10).tolist() == [per_class] * 10
-    assert (
-        np.bincount(splits.train_labels, minlength=10).tolist()
-        == [500 - per_class] * 10
-    )
+    assert np.bincount(splits.train_labels, minlength=10).tolist() == [500 - per_class] * 10
 
 
 def test_split_is_disjoint_and_complete(builtin: MnistSplits, raw_builtin) -> None:
@@ -163,9 +160,7 @@ def test_keras_source_from_small_npz(tmp_path: Path) -> None:
     assert np.bincount(splits.val_labels, minlength=10).tolist() == [5] * 10
     pool_x = np.concatenate([x_train, x_test])
     pool_y = np.concatenate([y_train, y_test])
-    np.testing.assert_allclose(
-        splits.val_images[..., 0], pool_x[splits.val_indices] / 255.0, rtol=1e-6
-    )
+    np.testing.assert_allclose(splits.val_images[..., 0], pool_x[splits.val_indices] / 255.0, rtol=1e-6)
     np.testing.assert_array_equal(splits.train_labels, pool_y[splits.train_indices])
     assert not set(splits.train_indices.tolist()) & set(splits.val_indices.tolist())
 
@@ -251,9 +246,7 @@ def _bad_pickled(tmp_path: Path) -> Path:
 def _bad_case(**changes) -> callable:
     def make(tmp_path: Path) -> Path:
         arrays = _replace(**changes)
-        return _savez(
-            tmp_path / "mnist.npz", **{k: v for k, v in arrays.items() if v is not None}
-        )
+        return _savez(tmp_path / "mnist.npz", **{k: v for k, v in arrays.items() if v is not None})
 
     return make
 
@@ -355,29 +348,20 @@ def test_write_mnist_npz_refuses_bad_arrays(tmp_path: Path) -> None:
 
 def _epochs(dataset, count: int = 2) -> list[np.ndarray]:
     """Labels of each epoch, concatenated over batches."""
-    return [
-        np.concatenate([batch["labels"].numpy() for batch in dataset])
-        for _ in range(count)
-    ]
+    return [np.concatenate([batch["labels"].numpy() for batch in dataset]) for _ in range(count)]
 
 
 def test_dataset_shapes_and_dtypes(builtin: MnistSplits) -> None:
-    dataset = mnist_dataset(
-        builtin.val_images, builtin.val_labels, batch_size=64, seed=0
-    )
+    dataset = mnist_dataset(builtin.val_images, builtin.val_labels, batch_size=64, seed=0)
     spec = dataset.element_spec
     assert spec["images"].shape.as_list() == [None, 28, 28, 1]
-    assert (
-        spec["images"].dtype.name == "float32" and spec["labels"].dtype.name == "int32"
-    )
+    assert spec["images"].dtype.name == "float32" and spec["labels"].dtype.name == "int32"
     sizes = [int(batch["labels"].shape[0]) for batch in dataset]
     assert sizes == [64] * 7 + [500 - 7 * 64]
     batch = next(iter(dataset))
     assert tuple(batch["images"].shape) == (64, 28, 28, 1)
 
-    dropped = mnist_dataset(
-        builtin.val_images, builtin.val_labels, 64, drop_remainder=True
-    )
+    dropped = mnist_dataset(builtin.val_images, builtin.val_labels, 64, drop_remainder=True)
     assert dropped.element_spec["images"].shape.as_list() == [64, 28, 28, 1]
     assert sum(1 for _ in dropped) == 7
 
@@ -398,13 +382,8 @@ def test_dataset_shuffle_is_seeded(builtin: MnistSplits) -> None:
 
 def test_dataset_images_follow_their_labels(builtin: MnistSplits) -> None:
     # Shuffling must move images and labels together.
-    lookup = {
-        image.tobytes(): label
-        for image, label in zip(builtin.val_images, builtin.val_labels)
-    }
-    batch = next(
-        iter(mnist_dataset(builtin.val_images, builtin.val_labels, 50, seed=2))
-    )
+    lookup = {image.tobytes(): label for image, label in zip(builtin.val_images, builtin.val_labels)}
+    batch = next(iter(mnist_dataset(builtin.val_images, builtin.val_labels, 50, seed=2)))
     for image, label in zip(batch["images"].numpy(), batch["labels"].numpy()):
         assert lookup[image.tobytes()] == label
 

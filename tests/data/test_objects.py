@@ -58,9 +58,7 @@ def test_letter_f_stays_inside_the_field():
     images = render_shadows(f, rotations, 48, 0.75).numpy()
     masses = images.sum(axis=(1, 2), dtype=np.float64) * pixel_size(48, 0.75) ** 2
     assert masses.min() > 0.999 * f.total_mass
-    border = np.concatenate(
-        [images[:, 0], images[:, -1], images[:, :, 0], images[:, :, -1]], axis=1
-    )
+    border = np.concatenate([images[:, 0], images[:, -1], images[:, :, 0], images[:, :, -1]], axis=1)
     assert border.max() < 1e-3 * images.max()
 
 
@@ -78,9 +76,7 @@ def test_letter_f_has_no_mirror_plane():
     # An extruded F equals its z-mirror, so R and its mirror twin would cast identical
     # shadows.
     f = letter_f()
-    mirrored = BlobSample(
-        f.centers * np.array([1, 1, -1], np.float32), f.weights, f.sigma
-    )
+    mirrored = BlobSample(f.centers * np.array([1, 1, -1], np.float32), f.weights, f.sigma)
     rotations = Rotation.random(8, rng=np.random.default_rng(4)).as_matrix()
     a = render_shadows(f, rotations, 32, 0.75).numpy()
     b = render_shadows(mirrored, rotations, 32, 0.75).numpy()
@@ -109,9 +105,7 @@ def test_gaussian_blobs():
         gaussian_blobs(40, seed=6),
     )
     assert a.centers.shape == (40, 3) and a.weights.shape == (40,) and a.sigma == 0.05
-    assert np.array_equal(a.centers, b.centers) and not np.array_equal(
-        a.centers, c.centers
-    )
+    assert np.array_equal(a.centers, b.centers) and not np.array_equal(a.centers, c.centers)
     assert np.abs(a.center_of_mass).max() < 1e-6
     assert a.radius <= 0.5 * (1 + 1e-6)
     assert gaussian_blobs(3, radius=2.0, seed=1).radius <= 2.0 * (1 + 1e-6)

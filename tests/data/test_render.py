@@ -19,11 +19,7 @@ def z_turn(degrees: float) -> np.ndarray:
 
 
 def random_rotations(n: int, seed: int) -> np.ndarray:
-    return (
-        Rotation.random(n, rng=np.random.default_rng(seed))
-        .as_matrix()
-        .astype(np.float32)
-    )
+    return Rotation.random(n, rng=np.random.default_rng(seed)).as_matrix().astype(np.float32)
 
 
 def gaussian_image(centers, weights, sigma, size, extent):
@@ -61,9 +57,7 @@ def test_identity_matches_gaussian_formula(centers, weights):
 
 def test_translation_moves_the_blob():
     sample = BlobSample([[0.1, -0.2, 0.3]], [1.0], 0.1)
-    image = render_shadows(sample, EYE, 32, 0.8, translations=[[0.15, -0.05]]).numpy()[
-        0
-    ]
+    image = render_shadows(sample, EYE, 32, 0.8, translations=[[0.15, -0.05]]).numpy()[0]
     expected = gaussian_image([[0.25, -0.25, 0.0]], [1.0], 0.1, 32, 0.8)
     assert np.abs(image - expected).max() <= 1e-6 * expected.max()
 
@@ -86,9 +80,7 @@ def test_turn_about_beam_rotates_image(f_sample, degrees, k):
     # a clockwise quarter turn of the array as printed, i.e. np.rot90(k=-1).
     start = random_rotations(1, seed=3)
     turned = z_turn(degrees) @ start
-    base, image = render_shadows(
-        f_sample, np.concatenate([start, turned]), 40, 0.75
-    ).numpy()
+    base, image = render_shadows(f_sample, np.concatenate([start, turned]), 40, 0.75).numpy()
     tol = 1e-5 * base.max()
     np.testing.assert_allclose(image, np.rot90(base, k), atol=tol)
     # The opposite turn (or no turn) must not pass, so the check can discriminate.
@@ -98,9 +90,7 @@ def test_turn_about_beam_rotates_image(f_sample, degrees, k):
 def test_matches_brute_force_line_integral(f_sample):
     size, extent, sigma = 24, 0.75, f_sample.sigma
     rotation = random_rotations(1, seed=7)
-    image = (
-        render_shadows(f_sample, rotation, size, extent).numpy()[0].astype(np.float64)
-    )
+    image = render_shadows(f_sample, rotation, size, extent).numpy()[0].astype(np.float64)
 
     moved = f_sample.centers.astype(np.float64) @ rotation[0].T.astype(np.float64)
     axis = -extent + (np.arange(size) + 0.5) * (2 * extent / size)
@@ -109,11 +99,7 @@ def test_matches_brute_force_line_integral(f_sample):
     density = np.zeros_like(zz)
     norm = (2 * np.pi * sigma**2) ** -1.5
     for (cx, cy, cz), w in zip(moved, f_sample.weights):
-        density += (
-            w
-            * norm
-            * np.exp(-((x - cx) ** 2 + (y - cy) ** 2 + (zz - cz) ** 2) / (2 * sigma**2))
-        )
+        density += w * norm * np.exp(-((x - cx) ** 2 + (y - cy) ** 2 + (zz - cz) ** 2) / (2 * sigma**2))
     truth = simpson(density, x=z, axis=-1)
     assert np.abs(image - truth).max() / truth.max() < 1e-3
 
@@ -132,13 +118,9 @@ def test_runs_in_tf_data_and_tf_function(f_sample):
     dataset = tf.data.Dataset.range(4).map(
         lambda i: render_shadows(f_sample, rotations[i][None], 16, 0.75)[0]
     )
-    np.testing.assert_allclose(
-        np.stack(list(dataset.as_numpy_iterator())), eager, atol=1e-6
-    )
+    np.testing.assert_allclose(np.stack(list(dataset.as_numpy_iterator())), eager, atol=1e-6)
 
-    sample_tensors = tuple(
-        tf.constant(v) for v in (f_sample.centers, f_sample.weights, f_sample.sigma)
-    )
+    sample_tensors = tuple(tf.constant(v) for v in (f_sample.centers, f_sample.weights, f_sample.sigma))
 
     @tf.function(input_signature=[tf.TensorSpec([None, 3, 3], tf.float32)])
     def render(r):

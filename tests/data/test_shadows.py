@@ -10,8 +10,14 @@ from toolkit.data.shadows import TRAIN_STREAM, VALIDATION_STREAM
 
 
 def make(**changes):
-    settings = dict(sample=letter_f(blob_sigma=0.06), image_size=16, extent=0.75, sequence_length=3,
-                    orientations=OrientationSampler(), seed=0)
+    settings = dict(
+        sample=letter_f(blob_sigma=0.06),
+        image_size=16,
+        extent=0.75,
+        sequence_length=3,
+        orientations=OrientationSampler(),
+        seed=0,
+    )
     settings.update(changes)
     return ShadowData.create(**settings)
 
@@ -54,7 +60,9 @@ def test_validation_set_is_fixed_and_disjoint_from_training():
     data = make(sequence_length=1)
     validation = data.validation_set(64, batch_size=32)
     np.testing.assert_array_equal(validation["images"], data.validation_set(64, batch_size=32)["images"])
-    train = np.concatenate([data.batch(64, TRAIN_STREAM, i)["rotations"].numpy() for i in range(4)]).reshape(-1, 3, 3)
+    train = np.concatenate([data.batch(64, TRAIN_STREAM, i)["rotations"].numpy() for i in range(4)]).reshape(
+        -1, 3, 3
+    )
     val = validation["rotations"].reshape(-1, 3, 3)
     # Smallest geodesic angle between any validation and any training orientation.
     angles = np.arccos(np.clip((np.einsum("aij,bij->ab", val, train) - 1) / 2, -1, 1))

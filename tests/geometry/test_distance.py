@@ -31,9 +31,7 @@ def test_broadcasts_and_keeps_float32():
 
 
 def test_gradient_is_finite_at_identical_rotations_and_zero_at_exact_identity():
-    r = tf.constant(
-        np.concatenate([np.eye(3)[None], Rotation.random(4, rng=26).as_matrix()])
-    )
+    r = tf.constant(np.concatenate([np.eye(3)[None], Rotation.random(4, rng=26).as_matrix()]))
     with tf.GradientTape() as tape:
         tape.watch(r)
         angle = tf.reduce_sum(geodesic_angle(r, r))

@@ -56,9 +56,7 @@ def test_matrix_to_euler_matches_scipy_angles_and_ranges(convention):
 def test_matrix_to_euler_float32_rebuilds_the_matrix(convention):
     got = matrix_to_euler(ROTATIONS.as_matrix().astype(np.float32), convention)
     assert got.dtype == tf.float32
-    rebuilt = Rotation.from_euler(
-        convention, got.numpy().astype(np.float64)
-    ).as_matrix()
+    rebuilt = Rotation.from_euler(convention, got.numpy().astype(np.float64)).as_matrix()
     np.testing.assert_allclose(rebuilt, ROTATIONS.as_matrix(), atol=2e-5)
 
 
@@ -76,27 +74,19 @@ def near_lock_angles(convention: str, distance: float) -> np.ndarray:
 @pytest.mark.parametrize("distance", [1e-3, 1e-6])
 @pytest.mark.parametrize("convention", CONVENTIONS)
 def test_matrix_to_euler_near_gimbal_lock_rebuilds_the_matrix(convention, distance):
-    matrices = Rotation.from_euler(
-        convention, near_lock_angles(convention, distance)
-    ).as_matrix()
+    matrices = Rotation.from_euler(convention, near_lock_angles(convention, distance)).as_matrix()
     got = matrix_to_euler(matrices, convention).numpy()
     rebuilt = Rotation.from_euler(convention, got).as_matrix()
     np.testing.assert_allclose(rebuilt, matrices, atol=1e-9)
     expected = Rotation.from_matrix(matrices).as_euler(convention)
-    np.testing.assert_allclose(
-        rebuilt, Rotation.from_euler(convention, expected).as_matrix(), atol=1e-9
-    )
+    np.testing.assert_allclose(rebuilt, Rotation.from_euler(convention, expected).as_matrix(), atol=1e-9)
 
 
 @pytest.mark.parametrize("convention", CONVENTIONS)
 def test_matrix_to_euler_at_exact_gimbal_lock_sets_third_angle_to_zero(convention):
-    matrices = Rotation.from_euler(
-        convention, near_lock_angles(convention, 0.0)
-    ).as_matrix()
+    matrices = Rotation.from_euler(convention, near_lock_angles(convention, 0.0)).as_matrix()
     got = matrix_to_euler(matrices, convention).numpy()
-    expected = Rotation.from_matrix(matrices).as_euler(
-        convention, suppress_warnings=True
-    )
+    expected = Rotation.from_matrix(matrices).as_euler(convention, suppress_warnings=True)
     assert np.all(got[:, 2] == 0)
     assert wrapped_error(got, expected) < 1e-9
     rebuilt = Rotation.from_euler(convention, got).as_matrix()
@@ -107,13 +97,9 @@ def test_matrix_to_euler_at_exact_gimbal_lock_sets_third_angle_to_zero(conventio
 def test_euler_quaternion_conversions_match_scipy(convention):
     angles = ROTATIONS.as_euler(convention)
     q = euler_to_quaternion(angles, convention).numpy()
-    expected = ROTATIONS.as_quat(canonical=True)[
-        :, [3, 0, 1, 2]
-    ]  # scipy is scalar-last
+    expected = ROTATIONS.as_quat(canonical=True)[:, [3, 0, 1, 2]]  # scipy is scalar-last
     np.testing.assert_allclose(q, expected, atol=1e-12)
-    assert (
-        wrapped_error(quaternion_to_euler(-3.0 * q, convention).numpy(), angles) < 1e-9
-    )
+    assert wrapped_error(quaternion_to_euler(-3.0 * q, convention).numpy(), angles) < 1e-9
 
 
 def test_degrees_flag():

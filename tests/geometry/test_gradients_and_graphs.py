@@ -12,18 +12,14 @@ MATRICES = Rotation.random(3, rng=52).as_matrix()
 
 
 def assert_jacobians_match(function, x: np.ndarray, tol: float = 1e-6) -> None:
-    theoretical, numerical = tf.test.compute_gradient(
-        function, [tf.constant(x, tf.float64)], delta=1e-6
-    )
+    theoretical, numerical = tf.test.compute_gradient(function, [tf.constant(x, tf.float64)], delta=1e-6)
     assert np.all(np.isfinite(theoretical[0]))
     np.testing.assert_allclose(theoretical[0], numerical[0], atol=tol)
 
 
 @pytest.mark.parametrize("convention", ["ZYZ", "xyz", "YXY", "zxy"])
 def test_euler_to_matrix_jacobian(convention):
-    assert_jacobians_match(
-        lambda a: geometry.euler_to_matrix(a, convention), RNG.uniform(-3, 3, (3, 3))
-    )
+    assert_jacobians_match(lambda a: geometry.euler_to_matrix(a, convention), RNG.uniform(-3, 3, (3, 3)))
 
 
 @pytest.mark.parametrize("convention", ["ZYZ", "xyz", "YXY", "zxy"])
@@ -46,9 +42,7 @@ def test_geodesic_angle_jacobian():
 
 
 def test_matrix_to_euler_gradient_is_finite_at_exact_gimbal_lock():
-    locked = tf.constant(
-        Rotation.from_euler("ZYZ", [[0.3, 0.0, 0.2], [0.1, np.pi, 0.4]]).as_matrix()
-    )
+    locked = tf.constant(Rotation.from_euler("ZYZ", [[0.3, 0.0, 0.2], [0.1, np.pi, 0.4]]).as_matrix())
     with tf.GradientTape() as tape:
         tape.watch(locked)
         angles = geometry.matrix_to_euler(locked, "ZYZ")
@@ -75,11 +69,7 @@ def test_everything_runs_in_tf_function_with_unknown_batch_shape():
 
 
 def test_tf_data_map():
-    dataset = tf.data.Dataset.range(8).map(
-        lambda i: geometry.random_rotations(2, seed=tf.stack([i, 0]))
-    )
+    dataset = tf.data.Dataset.range(8).map(lambda i: geometry.random_rotations(2, seed=tf.stack([i, 0])))
     dataset = dataset.map(lambda m: (m, geometry.matrix_to_relion(m)))
     for m, angles in dataset.take(2):
-        np.testing.assert_allclose(
-            geometry.relion_to_matrix(angles).numpy(), m.numpy(), atol=1e-5
-        )
+        np.testing.assert_allclose(geometry.relion_to_matrix(angles).numpy(), m.numpy(), atol=1e-5)

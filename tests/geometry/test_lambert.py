@@ -28,15 +28,11 @@ def test_projection_formula_and_radius():
     got = lambert_projection(v).numpy()
     expected = np.sqrt(2 / (1 + v[:, 2:])) * v[:, :2]
     np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(
-        np.linalg.norm(got, axis=1), np.sqrt(2 * (1 - v[:, 2])), rtol=1e-9
-    )
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), np.sqrt(2 * (1 - v[:, 2])), rtol=1e-9)
 
 
 def test_equal_area_on_uniform_directions():
-    radius = np.linalg.norm(
-        lambert_projection(uniform_directions(N, seed=33)).numpy(), axis=1
-    )
+    radius = np.linalg.norm(lambert_projection(uniform_directions(N, seed=33)).numpy(), axis=1)
     assert radius.max() <= 2 + 1e-12
     for r in (0.5, 1.0, 1.5, 1.9):
         p = r**2 / 4  # area fraction of the disc of radius 2
@@ -55,9 +51,7 @@ def test_hemisphere_is_equal_area_on_the_sqrt2_disc_and_identifies_antipodes():
 
 
 def test_poles_are_finite_with_finite_gradients():
-    v = tf.constant(
-        [[0.0, 0.0, 1.0], [0.0, 0.0, -1.0], [0.0, 1e-4, -1.0 + 5e-9]], tf.float64
-    )
+    v = tf.constant([[0.0, 0.0, 1.0], [0.0, 0.0, -1.0], [0.0, 1e-4, -1.0 + 5e-9]], tf.float64)
     with tf.GradientTape() as tape:
         tape.watch(v)
         xy = lambert_projection(v)

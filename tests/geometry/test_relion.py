@@ -8,9 +8,7 @@ from toolkit.geometry import matrix_to_relion, relion_to_matrix
 
 def test_relion_to_matrix_is_the_transpose_of_scipy_zyz():
     angles = Rotation.random(500, rng=41).as_euler("ZYZ", degrees=True)
-    expected = (
-        Rotation.from_euler("ZYZ", angles, degrees=True).as_matrix().transpose(0, 2, 1)
-    )
+    expected = Rotation.from_euler("ZYZ", angles, degrees=True).as_matrix().transpose(0, 2, 1)
     np.testing.assert_allclose(relion_to_matrix(angles).numpy(), expected, atol=1e-12)
 
 

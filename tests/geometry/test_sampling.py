@@ -30,9 +30,7 @@ def test_rotation_angle_follows_the_haar_law_and_mean_matrix_is_zero():
 
 def test_the_uniformity_test_rejects_uniform_euler_angles():
     # Uniform Euler angles are the classic non-uniform sampler: the test must see that.
-    angles = np.random.default_rng(0).uniform(
-        [-np.pi, 0, -np.pi], [np.pi, np.pi, np.pi], (N, 3)
-    )
+    angles = np.random.default_rng(0).uniform([-np.pi, 0, -np.pi], [np.pi, np.pi, np.pi], (N, 3))
     matrices = euler_to_matrix(angles, "ZYZ").numpy()
     assert stats.kstest(rotation_angles(matrices), rotation_angle_cdf).pvalue < 1e-6
 

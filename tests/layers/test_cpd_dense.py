@@ -47,9 +47,7 @@ def test_from_dense_at_rank_bound_reproduces_kernel():
     # largest mode), so rank 12 can represent any such kernel exactly.
     dense = _dense(8, 6)
 
-    layer, info = CPDDense.from_dense(
-        dense, rank=12, input_shape_factors=(2, 4), output_shape_factors=(2, 3)
-    )
+    layer, info = CPDDense.from_dense(dense, rank=12, input_shape_factors=(2, 4), output_shape_factors=(2, 3))
 
     kernel = _numpy(dense.kernel)
     relative = np.linalg.norm(_numpy(layer.kernel) - kernel) / np.linalg.norm(kernel)
@@ -67,11 +65,7 @@ def test_from_dense_outputs_bounded_by_kernel_error(rank):
     # Same bias on both sides, so y - y_hat = x (W - W_hat) and
     # ||y - y_hat||_F <= ||x||_2 ||W - W_hat||_F <= ||x||_F * rel_err * ||W||_F.
     error = np.linalg.norm(_numpy(layer(x)) - _numpy(dense(x)))
-    bound = (
-        np.linalg.norm(x)
-        * info["relative_error"]
-        * np.linalg.norm(_numpy(dense.kernel))
-    )
+    bound = np.linalg.norm(x) * info["relative_error"] * np.linalg.norm(_numpy(dense.kernel))
     assert info["relative_error"] > 1e-3  # a real approximation, not an exact fit
     assert error <= bound * (1 + 1e-4)
 
@@ -89,9 +83,7 @@ def test_parameter_count(units, rank, input_factors, output_factors, use_bias):
     layer = CPDDense(units, rank, input_factors, output_factors, use_bias=use_bias)
     layer.build((None, int(np.prod(input_factors))))
 
-    expected = rank * (sum(input_factors) + sum(output_factors)) + (
-        units if use_bias else 0
-    )
+    expected = rank * (sum(input_factors) + sum(output_factors)) + (units if use_bias else 0)
     assert layer.count_params() == expected
     assert count_cp_params(rank, input_factors, output_factors, use_bias) == expected
 
@@ -113,23 +105,17 @@ def test_auto_factors_chosen_at_build():
         ((24,), (10,), (4, 24)),
     ],
 )
-def test_factored_and_reconstructed_forward_agree(
-    input_factors, output_factors, input_shape
-):
+def test_factored_and_reconstructed_forward_agree(input_factors, output_factors, input_shape):
     units = int(np.prod(output_factors))
     factored = CPDDense(units, 5, input_factors, output_factors, activation="tanh")
     x = _random_inputs(input_shape)
     y = factored(x)
-    reconstructed = CPDDense(
-        units, 5, input_factors, output_factors, activation="tanh", factored=False
-    )
+    reconstructed = CPDDense(units, 5, input_factors, output_factors, activation="tanh", factored=False)
     reconstructed.build(x.shape)
     reconstructed.set_weights(factored.get_weights())
 
     assert tuple(y.shape) == (*input_shape[:-1], units)
-    np.testing.assert_allclose(
-        _numpy(y), _numpy(reconstructed(x)), rtol=1e-5, atol=1e-5
-    )
+    np.testing.assert_allclose(_numpy(y), _numpy(reconstructed(x)), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -182,9 +168,7 @@ def test_config_round_trip_gives_same_config_and_outputs():
 
 
 def test_keras_file_save_and_load(tmp_path):
-    model = keras.Sequential(
-        [keras.Input((12,)), CPDDense(10, 4, (3, 4), (2, 5), activation="gelu")]
-    )
+    model = keras.Sequential([keras.Input((12,)), CPDDense(10, 4, (3, 4), (2, 5), activation="gelu")])
     x = _random_inputs((6, 12))
     path = tmp_path / "cpd.keras"
     model.save(path)
@@ -197,9 +181,7 @@ def test_keras_file_save_and_load(tmp_path):
 
 def test_fit_step_in_sequential_model():
     keras.utils.set_random_seed(0)
-    model = keras.Sequential(
-        [keras.Input((16,)), CPDDense(8, 4, activation="relu"), keras.layers.Dense(1)]
-    )
+    model = keras.Sequential([keras.Input((16,)), CPDDense(8, 4, activation="relu"), keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
     x, y = _random_inputs((32, 16)), _random_inputs((32, 1), seed=2)
     before = [_numpy(w).copy() for w in model.layers[0].factors]
@@ -207,9 +189,7 @@ def test_fit_step_in_sequential_model():
     history = model.fit(x, y, epochs=2, batch_size=16, verbose=0)
 
     assert np.all(np.isfinite(history.history["loss"]))
-    assert all(
-        not np.allclose(b, _numpy(w)) for b, w in zip(before, model.layers[0].factors)
-    )
+    assert all(not np.allclose(b, _numpy(w)) for b, w in zip(before, model.layers[0].factors))
 
 
 def test_als_error_curve():

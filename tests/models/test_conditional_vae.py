@@ -24,7 +24,8 @@ def shadow_model(likelihood="gaussian", beta=1.0):
     )
 
 
-def inputs(rng=np.random.default_rng(0)):
+def inputs():
+    rng = np.random.default_rng(0)
     return {
         "images": rng.random((5, 2, 8, 8, 1)).astype("float32"),
         "condition": rng.uniform(-3, 3, (5, 2, 3)).astype("float32"),
@@ -37,7 +38,9 @@ def test_gaussian_reconstruction_and_kl_match_the_formulas():
     loc, scale = (t.numpy() for t in model.encode(batch))
     mean = model.decode(loc, batch["condition"]).numpy()
     s = 0.2
-    nll = (0.5 * ((batch["images"] - mean) / s) ** 2 + math.log(s) + 0.5 * math.log(2 * math.pi)).sum(axis=(1, 2, 3, 4))
+    nll = (0.5 * ((batch["images"] - mean) / s) ** 2 + math.log(s) + 0.5 * math.log(2 * math.pi)).sum(
+        axis=(1, 2, 3, 4)
+    )
     kl = 0.5 * (loc**2 + scale**2 - 1 - 2 * np.log(scale)).sum(axis=1)
     np.testing.assert_allclose(terms["reconstruction"].numpy(), nll, rtol=1e-5)
     np.testing.assert_allclose(terms["kl"].numpy(), kl, rtol=1e-5, atol=1e-6)
@@ -83,7 +86,10 @@ def test_config_round_trip_and_keras_file(tmp_path):
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"likelihood": "poisson"}, "`likelihood` must be one of"), ({"beta": -1.0}, "`beta` must be >= 0, got -1.0")],
+    [
+        ({"likelihood": "poisson"}, "`likelihood` must be one of"),
+        ({"beta": -1.0}, "`beta` must be >= 0, got -1.0"),
+    ],
 )
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):

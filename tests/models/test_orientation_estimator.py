@@ -28,7 +28,9 @@ def test_loss_is_the_squared_chordal_distance_which_is_4_1_minus_cos():
     predicted = terms["prediction"].numpy()
     assert predicted.shape == (6, 1, 3, 3)
     np.testing.assert_allclose(np.linalg.det(predicted), 1.0, atol=1e-5)
-    angles = (Rotation.from_matrix(predicted[:, 0]).inv() * Rotation.from_matrix(data["rotations"][:, 0])).magnitude()
+    angles = (
+        Rotation.from_matrix(predicted[:, 0]).inv() * Rotation.from_matrix(data["rotations"][:, 0])
+    ).magnitude()
     np.testing.assert_allclose(terms["orientation"].numpy(), 4 * (1 - np.cos(angles)), rtol=1e-4, atol=1e-5)
 
 
@@ -36,7 +38,9 @@ def test_geodesic_metrics_match_scipy():
     model, data = estimator(), batch(40, seed=1)
     metrics = evaluate_orientation(model, data, batch_size=16)
     predicted = model(data["images"]).numpy()[:, 0]
-    errors = np.degrees((Rotation.from_matrix(predicted).inv() * Rotation.from_matrix(data["rotations"][:, 0])).magnitude())
+    errors = np.degrees(
+        (Rotation.from_matrix(predicted).inv() * Rotation.from_matrix(data["rotations"][:, 0])).magnitude()
+    )
     np.testing.assert_allclose(metrics["val_median_error_deg"], np.median(errors), rtol=1e-5)
     np.testing.assert_allclose(metrics["val_mean_error_deg"], errors.mean(), rtol=1e-5)
     np.testing.assert_allclose(metrics["val_within_15_deg"], np.mean(errors < 15))
@@ -44,9 +48,9 @@ def test_geodesic_metrics_match_scipy():
 
 def test_fit_learns_a_fixed_orientation_and_saves(tmp_path):
     model, data = estimator(), batch(8)
-    data["rotations"] = np.repeat(Rotation.from_euler("ZYZ", [0.3, 1.0, -0.4]).as_matrix()[None, None], 8, 0).astype(
-        "float32"
-    )
+    data["rotations"] = np.repeat(
+        Rotation.from_euler("ZYZ", [0.3, 1.0, -0.4]).as_matrix()[None, None], 8, 0
+    ).astype("float32")
     model.compile(optimizer=keras.optimizers.Adam(0.01))
     history = model.fit(data, epochs=30, batch_size=8, verbose=0)
     assert history.history["loss"][-1] < 0.1 * history.history["loss"][0]

@@ -60,15 +60,33 @@ def write_not_npz(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize(
     "make_path, expected",
-    [(lambda tmp_path: tmp_path / "missing.npz", "file not found"), (write_not_npz, "is not a zip/npz archive")],
+    [
+        (lambda tmp_path: tmp_path / "missing.npz", "file not found"),
+        (write_not_npz, "is not a zip/npz archive"),
+    ],
     ids=["missing", "not-npz"],
 )
 def test_bad_data_path_exits_2_with_one_line_naming_the_file(tmp_path, make_path, expected):
     path, out = make_path(tmp_path), tmp_path / "out"
     result = subprocess.run(
-        [sys.executable, "-m", "toolkit", "run", str(RECIPES / "mnist_vae.yaml"), "--out", str(out),
-         "--set", "data.source=keras", "--set", f"data.path={path}", "--quiet"],
-        capture_output=True, text=True, env=ENV, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "toolkit",
+            "run",
+            str(RECIPES / "mnist_vae.yaml"),
+            "--out",
+            str(out),
+            "--set",
+            "data.source=keras",
+            "--set",
+            f"data.path={path}",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=300,
     )
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2, result.stderr

@@ -48,8 +48,9 @@ def test_two_replicas_match_one_for_the_same_global_batch(tiny_f_shadow, two_cpu
     after_one, after_two = weights(model_one), weights(model_two)
     for name, start in before.items():
         # SGD with learning rate 1: the update is minus the gradient.
-        np.testing.assert_allclose(start - after_one[name], start - after_two[name], rtol=1e-4, atol=1e-6,
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            start - after_one[name], start - after_two[name], rtol=1e-4, atol=1e-6, err_msg=name
+        )
     assert any(not np.allclose(before[n], after_one[n]) for n in before)
 
 
@@ -85,7 +86,12 @@ def test_restore_refuses_a_checkpoint_of_another_model(tiny_f_shadow, tmp_path):
     small = load_recipe(path, overrides)
     _, model, opt = prepared(small, tf.distribute.get_strategy())
     checkpoint = save_checkpoint(tmp_path, 1, model, opt, keep=1)
-    for change, message in (("model.encoder.filters=[4, 4]", "checkpoint lacks"), ("model.decoder.units=9", "shape")):
-        _, model_other, opt_other = prepared(load_recipe(path, overrides + [change]), tf.distribute.get_strategy())
+    for change, message in (
+        ("model.encoder.filters=[4, 4]", "checkpoint lacks"),
+        ("model.decoder.units=9", "shape"),
+    ):
+        _, model_other, opt_other = prepared(
+            load_recipe(path, overrides + [change]), tf.distribute.get_strategy()
+        )
         with pytest.raises(RunError, match=message):
             restore_checkpoint(checkpoint, model_other, opt_other)

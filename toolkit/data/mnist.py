@@ -82,15 +82,11 @@ def load_mnist(
         MnistFileError: the npz is missing or malformed, or Keras could not load MNIST.
     """
     if source not in SOURCES:
-        raise ValueError(
-            f"MNIST source must be one of {', '.join(SOURCES)}; got {source!r}."
-        )
+        raise ValueError(f"MNIST source must be one of {', '.join(SOURCES)}; got {source!r}.")
     _check_fraction(validation_fraction)
     if source == "builtin":
         if path is not None:
-            raise ValueError(
-                "MNIST `path` is only used with source='keras'; got source='builtin'."
-            )
+            raise ValueError("MNIST `path` is only used with source='keras'; got source='builtin'.")
         images, labels = _load_builtin()
     elif path is not None:
         images, labels = _pool(read_mnist_npz(path))
@@ -175,33 +171,19 @@ def mnist_dataset(
     if images.ndim == 3:
         images = images[..., np.newaxis]
     if images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE, 1):
-        raise ValueError(
-            f"MNIST images must be [N, 28, 28, 1]; got shape {images.shape}."
-        )
+        raise ValueError(f"MNIST images must be [N, 28, 28, 1]; got shape {images.shape}.")
     if labels.shape != (images.shape[0],):
-        raise ValueError(
-            f"MNIST labels must be [{images.shape[0]}]; got shape {labels.shape}."
-        )
+        raise ValueError(f"MNIST labels must be [{images.shape[0]}]; got shape {labels.shape}.")
     if not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"MNIST labels must be integers; got dtype {labels.dtype}.")
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, (int, np.integer))
-        or batch_size < 1
-    ):
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1; got {batch_size!r}.")
-    dataset = tf.data.Dataset.from_tensor_slices(
-        {"images": images, "labels": labels.astype(np.int32)}
-    )
+    dataset = tf.data.Dataset.from_tensor_slices({"images": images, "labels": labels.astype(np.int32)})
     if shuffle:
         # Full-size buffer: MNIST fits in memory, and a smaller buffer would barely
         # mix builtin data, whose rows come sorted by label.
-        dataset = dataset.shuffle(
-            max(len(labels), 1), seed=seed, reshuffle_each_iteration=True
-        )
-    return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(
-        tf.data.AUTOTUNE
-    )
+        dataset = dataset.shuffle(max(len(labels), 1), seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
 
 
 def write_mnist_npz(
@@ -263,9 +245,7 @@ def read_mnist_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise MnistFileError(f"{where}: is not a file.")
     if not zipfile.is_zipfile(path):
-        raise MnistFileError(
-            f"{where}: is not a zip/npz archive (expected Keras' mnist.npz format)."
-        )
+        raise MnistFileError(f"{where}: is not a zip/npz archive (expected Keras' mnist.npz format).")
     try:
         with np.load(path, allow_pickle=False) as npz:
             missing = [key for key in ARRAY_KEYS if key not in npz.files]
@@ -327,9 +307,7 @@ def _check_labels(labels: np.ndarray, what: str) -> None:
     if labels.ndim != 1:
         raise MnistFileError(f"{what} has shape {labels.shape}, expected (N,).")
     if not np.issubdtype(labels.dtype, np.integer):
-        raise MnistFileError(
-            f"{what} has dtype {labels.dtype}, expected integer labels 0-9."
-        )
+        raise MnistFileError(f"{what} has dtype {labels.dtype}, expected integer labels 0-9.")
     if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
         raise MnistFileError(
             f"{what} has labels {labels.min()}..{labels.max()}, expected 0-{NUM_CLASSES - 1}."
@@ -386,9 +364,7 @@ def _check_fraction(validation_fraction: float) -> None:
         validation_fraction, bool
     )
     if not (ok and 0 < validation_fraction < 1):
-        raise ValueError(
-            f"validation_fraction must be in (0, 1); got {validation_fraction!r}."
-        )
+        raise ValueError(f"validation_fraction must be in (0, 1); got {validation_fraction!r}.")
 
 
 def _one_line(err: BaseException) -> str:

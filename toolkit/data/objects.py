@@ -50,13 +50,9 @@ class BlobSample:
         centers = np.array(self.centers, dtype=np.float32)
         weights = np.array(self.weights, dtype=np.float32)
         if centers.ndim != 2 or centers.shape[1] != 3 or centers.shape[0] == 0:
-            raise ValueError(
-                f"`centers` must have shape [N, 3] with N >= 1, got {centers.shape}."
-            )
+            raise ValueError(f"`centers` must have shape [N, 3] with N >= 1, got {centers.shape}.")
         if weights.shape != (centers.shape[0],):
-            raise ValueError(
-                f"`weights` must have shape [{centers.shape[0]}], got {weights.shape}."
-            )
+            raise ValueError(f"`weights` must have shape [{centers.shape[0]}], got {weights.shape}.")
         if not np.all(np.isfinite(centers)):
             raise ValueError("`centers` must be finite, got a NaN or infinity.")
         if not np.all(np.isfinite(weights) & (weights > 0)):
@@ -147,9 +143,7 @@ def letter_f(
     return BlobSample(_centred(points, weights), weights, blob_sigma)
 
 
-def gaussian_blobs(
-    count: int, radius: float = 0.5, sigma: float = 0.05, seed: int | None = 0
-) -> BlobSample:
+def gaussian_blobs(count: int, radius: float = 0.5, sigma: float = 0.05, seed: int | None = 0) -> BlobSample:
     """A random "molecule": `count` blobs of random mass, centred on its centre of mass.
 
     Centres are drawn uniformly in a ball, re-centred, then shrunk if needed so every

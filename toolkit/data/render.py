@@ -73,14 +73,10 @@ def _sample_tensors(sample: SampleLike) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor
         if not any(tf.is_tensor(part) for part in sample):
             sample = BlobSample(*sample)  # numpy input: validate eagerly
     centers, weights, sigma = (
-        (sample.centers, sample.weights, sample.sigma)
-        if isinstance(sample, BlobSample)
-        else sample
+        (sample.centers, sample.weights, sample.sigma) if isinstance(sample, BlobSample) else sample
     )
     centers = tf.cast(centers, tf.float32)
-    if centers.shape.rank is not None and not centers.shape.is_compatible_with(
-        [None, 3]
-    ):
+    if centers.shape.rank is not None and not centers.shape.is_compatible_with([None, 3]):
         raise ValueError(f"`centers` must have shape [N, 3], got {centers.shape}.")
     return centers, tf.cast(weights, tf.float32), tf.cast(sigma, tf.float32)
 
@@ -122,21 +118,16 @@ def render_shadows(
     if rotations.shape.rank is not None and (
         rotations.shape.rank != 3 or not rotations.shape[1:].is_compatible_with([3, 3])
     ):
-        raise ValueError(
-            f"`rotations` must have shape [B, 3, 3], got {rotations.shape}."
-        )
+        raise ValueError(f"`rotations` must have shape [B, 3, 3], got {rotations.shape}.")
     grid = tf.constant(pixel_centers(image_size, extent), tf.float32)
 
     moved = tf.einsum("bij,nj->bni", rotations, centers)[..., :2]  # [B, N, (x, y)]
     if translations is not None:
         translations = tf.cast(translations, tf.float32)
         if translations.shape.rank is not None and (
-            translations.shape.rank != 2
-            or not translations.shape[1:].is_compatible_with([2])
+            translations.shape.rank != 2 or not translations.shape[1:].is_compatible_with([2])
         ):
-            raise ValueError(
-                f"`translations` must have shape [B, 2], got {translations.shape}."
-            )
+            raise ValueError(f"`translations` must have shape [B, 2], got {translations.shape}.")
         moved = moved + translations[:, None, :]
 
     scale = -0.5 / tf.square(sigma)
@@ -173,8 +164,7 @@ def render_volume(sample: BlobSample, voxels: int, extent: float) -> np.ndarray:
     centers = sample.centers.astype(np.float64)
     # Separable again: one unit-mass 1D Gaussian per blob and axis.
     x, y, z = (
-        np.exp(-0.5 * ((grid[None, :] - centers[:, axis, None]) / s) ** 2)
-        / (math.sqrt(2 * math.pi) * s)
+        np.exp(-0.5 * ((grid[None, :] - centers[:, axis, None]) / s) ** 2) / (math.sqrt(2 * math.pi) * s)
         for axis in range(3)
     )
     weights = sample.weights.astype(np.float64)

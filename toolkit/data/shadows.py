@@ -109,7 +109,8 @@ class ShadowData:
         stop = None if num_batches is None else start_batch + num_batches
         indices = tf.data.Dataset.range(start_batch, stop if stop is not None else np.iinfo(np.int64).max)
         dataset = indices.map(
-            lambda i: self.batch(batch_size, TRAIN_STREAM, i), num_parallel_calls=tf.data.AUTOTUNE,
+            lambda i: self.batch(batch_size, TRAIN_STREAM, i),
+            num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )
         return dataset.prefetch(tf.data.AUTOTUNE)

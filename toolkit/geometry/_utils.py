@@ -39,9 +39,7 @@ def safe_atan2(y: tf.Tensor, x: tf.Tensor) -> tf.Tensor:
     """atan2 that returns 0 with a zero gradient at (0, 0), where tf.math.atan2's is NaN."""
     origin = tf.logical_and(tf.equal(x, 0), tf.equal(y, 0))
     # Double tf.where: feed a harmless point to atan2 so no NaN reaches the backward pass.
-    angle = tf.math.atan2(
-        tf.where(origin, tf.zeros_like(y), y), tf.where(origin, tf.ones_like(x), x)
-    )
+    angle = tf.math.atan2(tf.where(origin, tf.zeros_like(y), y), tf.where(origin, tf.ones_like(x), x))
     return tf.where(origin, tf.zeros_like(angle), angle)
 
 

@@ -66,9 +66,7 @@ def _prepare_angles(angles: TensorLike, degrees: bool) -> tf.Tensor:
     return to_radians(angles, degrees)
 
 
-def euler_to_matrix(
-    angles: TensorLike, convention: str = "ZYZ", degrees: bool = False
-) -> tf.Tensor:
+def euler_to_matrix(angles: TensorLike, convention: str = "ZYZ", degrees: bool = False) -> tf.Tensor:
     """Rotation matrices from Euler angles, equal to scipy's `Rotation.from_euler`.
 
     Intrinsic "XYZ" with angles (a, b, c) is Rx(a) @ Ry(b) @ Rz(c); extrinsic "xyz" is
@@ -102,9 +100,7 @@ def euler_to_matrix(
     return mats[0] @ mats[1] @ mats[2]
 
 
-def euler_to_quaternion(
-    angles: TensorLike, convention: str = "ZYZ", degrees: bool = False
-) -> tf.Tensor:
+def euler_to_quaternion(angles: TensorLike, convention: str = "ZYZ", degrees: bool = False) -> tf.Tensor:
     """Unit quaternions (scalar-first, canonical w >= 0) from Euler angles.
 
     Args:
@@ -136,9 +132,7 @@ def _lock_tolerance(dtype: tf.DType) -> float:
     return max(1e-7, 10 * float(np.finfo(dtype.as_numpy_dtype).eps))
 
 
-def quaternion_to_euler(
-    q: TensorLike, convention: str = "ZYZ", degrees: bool = False
-) -> tf.Tensor:
+def quaternion_to_euler(q: TensorLike, convention: str = "ZYZ", degrees: bool = False) -> tf.Tensor:
     """Euler angles of quaternions, equal to scipy's `Rotation.as_euler`.
 
     Uses the general quaternion method of Bernardes & Viollet (2022), like scipy: only
@@ -178,9 +172,7 @@ def quaternion_to_euler(
         a, b, c, d = w, v[i], v[j], parity * v[k]
     else:  # compose with a 90-degree turn about axis j (unscaled): now a proper sequence
         a, b, c, d = w - v[j], v[i] + parity * v[k], v[j] + w, parity * v[k] - v[i]
-    middle = 2 * safe_atan2(
-        safe_norm(tf.stack([c, d], -1)), safe_norm(tf.stack([a, b], -1))
-    )
+    middle = 2 * safe_atan2(safe_norm(tf.stack([c, d], -1)), safe_norm(tf.stack([a, b], -1)))
     half_sum, half_diff = safe_atan2(b, a), safe_atan2(d, c)
 
     pi = tf.constant(np.pi, q.dtype)
@@ -202,9 +194,7 @@ def quaternion_to_euler(
     return from_radians(tf.stack(angles, axis=-1), degrees)
 
 
-def matrix_to_euler(
-    matrix: TensorLike, convention: str = "ZYZ", degrees: bool = False
-) -> tf.Tensor:
+def matrix_to_euler(matrix: TensorLike, convention: str = "ZYZ", degrees: bool = False) -> tf.Tensor:
     """Euler angles of rotation matrices, equal to scipy's `Rotation.as_euler`.
 
     Goes through `matrix_to_quaternion` and `quaternion_to_euler`; see the latter for the

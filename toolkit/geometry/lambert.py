@@ -64,9 +64,7 @@ def lambert_projection(directions: TensorLike) -> tf.Tensor:
     pole = tf.reduce_all(tf.equal(xy, 0), axis=-1)
     xy_safe = tf.where(pole[..., None], tf.constant([1.0, 0.0], v.dtype), xy)
     scale_south = tf.sqrt(2 * tf.maximum(1 - z, 1.0)) / tf.norm(xy_safe, axis=-1)
-    return tf.where(
-        north[..., None], scale_north[..., None] * xy, scale_south[..., None] * xy_safe
-    )
+    return tf.where(north[..., None], scale_north[..., None] * xy, scale_south[..., None] * xy_safe)
 
 
 def lambert_hemisphere(directions: TensorLike) -> tf.Tensor:

@@ -12,9 +12,7 @@ def _seed_pair(seed) -> tf.Tensor:
     return tf.convert_to_tensor(seed)
 
 
-def random_quaternions(
-    n: int, seed: int | None = None, dtype: tf.DType = tf.float32
-) -> tf.Tensor:
+def random_quaternions(n: int, seed: int | None = None, dtype: tf.DType = tf.float32) -> tf.Tensor:
     """Uniformly distributed unit quaternions, scalar-first with w >= 0.
 
     Args:
@@ -41,9 +39,7 @@ def random_quaternions(
     return canonical_quaternion(tf.math.l2_normalize(gauss, axis=-1))
 
 
-def random_rotations(
-    n: int, seed: int | None = None, dtype: tf.DType = tf.float32
-) -> tf.Tensor:
+def random_rotations(n: int, seed: int | None = None, dtype: tf.DType = tf.float32) -> tf.Tensor:
     """Haar-uniform random rotation matrices.
 
     Args:

@@ -28,9 +28,7 @@ def sixd_to_matrix(x: TensorLike) -> tf.Tensor:
     check_trailing_shape(x, (6,), "x")
     b1 = tf.math.l2_normalize(x[..., :3], axis=-1)
     a2 = x[..., 3:]
-    b2 = tf.math.l2_normalize(
-        a2 - tf.reduce_sum(b1 * a2, -1, keepdims=True) * b1, axis=-1
-    )
+    b2 = tf.math.l2_normalize(a2 - tf.reduce_sum(b1 * a2, -1, keepdims=True) * b1, axis=-1)
     b3 = tf.linalg.cross(b1, b2)  # right-handed, so det = +1
     return tf.stack([b1, b2, b3], axis=-1)
 

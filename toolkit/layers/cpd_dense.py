@@ -117,16 +117,9 @@ class CPDDense(keras.layers.Layer):
         super().__init__(**kwargs)
         _check_positive_int("units", units)
         _check_positive_int("rank", rank)
-        input_shape_factors = _check_shape_factors(
-            "input_shape_factors", input_shape_factors
-        )
-        output_shape_factors = _check_shape_factors(
-            "output_shape_factors", output_shape_factors
-        )
-        if (
-            output_shape_factors is not None
-            and math.prod(output_shape_factors) != units
-        ):
+        input_shape_factors = _check_shape_factors("input_shape_factors", input_shape_factors)
+        output_shape_factors = _check_shape_factors("output_shape_factors", output_shape_factors)
+        if output_shape_factors is not None and math.prod(output_shape_factors) != units:
             raise ValueError(
                 f"CPDDense: `output_shape_factors` {output_shape_factors} multiply to "
                 f"{math.prod(output_shape_factors)}, but `units` is {units}."
@@ -152,9 +145,7 @@ class CPDDense(keras.layers.Layer):
     def build(self, input_shape: Sequence[int | None]) -> None:
         in_features = input_shape[-1]
         if in_features is None:
-            raise ValueError(
-                f"CPDDense: the last input axis must be known, got input shape {input_shape}."
-            )
+            raise ValueError(f"CPDDense: the last input axis must be known, got input shape {input_shape}.")
         in_features = int(in_features)
         if self.input_shape_factors is None:
             self.input_modes = auto_factors(in_features)
@@ -209,9 +200,7 @@ class CPDDense(keras.layers.Layer):
         if self.factored:
             outputs = self._factored_matmul(inputs)
         else:
-            outputs = ops.matmul(
-                ops.reshape(inputs, (-1, math.prod(self.input_modes))), self.kernel
-            )
+            outputs = ops.matmul(ops.reshape(inputs, (-1, math.prod(self.input_modes))), self.kernel)
         outputs = ops.reshape(outputs, (*batch_shape, self.units))
         if self.use_bias:
             outputs = ops.add(outputs, self.bias)
@@ -239,20 +228,14 @@ class CPDDense(keras.layers.Layer):
         sizes = [*self.input_modes, *self.output_modes]
         kernel_var = _variance_scaling_var(init, in_features, self.units)
         factor_vars = [_variance_scaling_var(init, size, self.rank) for size in sizes]
-        multiplier = (kernel_var / (self.rank * math.prod(factor_vars))) ** (
-            0.5 / len(sizes)
-        )
+        multiplier = (kernel_var / (self.rank * math.prod(factor_vars))) ** (0.5 / len(sizes))
 
         def scaled(shape, dtype=None):
-            return ops.multiply(
-                init(shape, dtype=dtype), ops.cast(multiplier, dtype or "float32")
-            )
+            return ops.multiply(init(shape, dtype=dtype), ops.cast(multiplier, dtype or "float32"))
 
         return scaled
 
-    def compute_output_shape(
-        self, input_shape: Sequence[int | None]
-    ) -> tuple[int | None, ...]:
+    def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
         return (*input_shape[:-1], self.units)
 
     def get_config(self) -> dict[str, Any]:
@@ -266,13 +249,9 @@ class CPDDense(keras.layers.Layer):
                 "activation": keras.activations.serialize(self.activation),
                 "use_bias": self.use_bias,
                 "factored": self.factored,
-                "kernel_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
-                ),
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
                 "bias_initializer": keras.initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": keras.regularizers.serialize(
-                    self.kernel_regularizer
-                ),
+                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
                 "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
             }
         )
@@ -309,7 +288,8 @@ class CPDDense(keras.layers.Layer):
 
         if not dense.built:
             raise ValueError(
-                f"CPDDense.from_dense: `dense` must be built before compression, got unbuilt layer {dense.name!r}."
+                "CPDDense.from_dense: `dense` must be built before compression, "
+                f"got unbuilt layer {dense.name!r}."
             )
         kernel = np.asarray(ops.convert_to_numpy(dense.kernel), dtype=np.float64)
         in_features, units = kernel.shape
@@ -334,9 +314,7 @@ class CPDDense(keras.layers.Layer):
         tensor = kernel.reshape(*layer.input_modes, *layer.output_modes)
         with tl.backend_context("numpy"), warnings.catch_warnings():
             # Expected when rank > a mode size: TensorLy pads the SVD init randomly.
-            warnings.filterwarnings(
-                "ignore", message="Trying to compute SVD with n_eigenvecs"
-            )
+            warnings.filterwarnings("ignore", message="Trying to compute SVD with n_eigenvecs")
             (weights, fitted), errors = parafac(
                 tensor,
                 rank,
@@ -346,22 +324,15 @@ class CPDDense(keras.layers.Layer):
                 return_errors=True,
                 random_state=random_state,
             )
-            fitted = _balance_factors(
-                [np.asarray(f) for f in fitted], np.asarray(weights)
-            )
+            fitted = _balance_factors([np.asarray(f) for f in fitted], np.asarray(weights))
             for variable, value in zip(layer.factors, fitted):
                 variable.assign(value.astype(variable.dtype))
             if dense.use_bias:
                 layer.bias.assign(ops.convert_to_numpy(dense.bias))
 
             # Measure the factors actually stored (after the cast), in float64.
-            stored = [
-                np.asarray(ops.convert_to_numpy(v), dtype=np.float64)
-                for v in layer.factors
-            ]
-            approx = tl.cp_to_tensor((np.ones(rank), stored)).reshape(
-                in_features, units
-            )
+            stored = [np.asarray(ops.convert_to_numpy(v), dtype=np.float64) for v in layer.factors]
+            approx = tl.cp_to_tensor((np.ones(rank), stored)).reshape(in_features, units)
         info = {
             "als_errors": [float(e) for e in errors],
             "relative_error": float(np.linalg.norm(kernel - approx) / kernel_norm),
@@ -369,9 +340,7 @@ class CPDDense(keras.layers.Layer):
         return layer, info
 
 
-def _balance_factors(
-    factors: list[np.ndarray], weights: np.ndarray
-) -> list[np.ndarray]:
+def _balance_factors(factors: list[np.ndarray], weights: np.ndarray) -> list[np.ndarray]:
     """Absorb the CP weights and give every mode the same column norms.
 
     ALS leaves the scale of each rank-one term wherever it happened to land (one factor
@@ -414,13 +383,9 @@ def _reseeded(init: Any, index: int) -> Any:
     return init
 
 
-def _variance_scaling_var(
-    init: keras.initializers.VarianceScaling, fan_in: int, fan_out: int
-) -> float:
+def _variance_scaling_var(init: keras.initializers.VarianceScaling, fan_in: int, fan_out: int) -> float:
     """Variance a VarianceScaling initializer gives a 2D `(fan_in, fan_out)` weight."""
-    fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}[
-        init.mode
-    ]
+    fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}[init.mode]
     return init.scale / max(1.0, fan)
 
 
@@ -432,10 +397,7 @@ def _factorizations(n: int, modes: int, smallest: int) -> Iterator[tuple[int, ..
         return
     for factor in range(smallest, math.isqrt(n) + 1):
         if n % factor == 0 and factor**modes <= n:
-            yield from (
-                (factor, *rest)
-                for rest in _factorizations(n // factor, modes - 1, factor)
-            )
+            yield from ((factor, *rest) for rest in _factorizations(n // factor, modes - 1, factor))
 
 
 def _check_positive_int(name: str, value: Any) -> None:
@@ -449,10 +411,7 @@ def _check_shape_factors(name: str, value: Any) -> tuple[int, ...] | None:
     if isinstance(value, (int, np.integer)):
         value = (value,)
     value = tuple(value)
-    if not value or any(
-        isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1
-        for v in value
-    ):
+    if not value or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1 for v in value):
         raise ValueError(
             f"CPDDense: `{name}` must be a non-empty sequence of positive integers, got {value!r}."
         )

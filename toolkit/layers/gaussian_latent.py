@@ -57,8 +57,14 @@ class GaussianLatent(keras.layers.Layer):
         return 2 * int(latent_dim)
 
     def build(self, input_shape):
-        check_dim(self, "params", input_shape, -1, self.params_size(self.latent_dim),
-                  f"parameters (2 * latent_dim, latent_dim={self.latent_dim})")
+        check_dim(
+            self,
+            "params",
+            input_shape,
+            -1,
+            self.params_size(self.latent_dim),
+            f"parameters (2 * latent_dim, latent_dim={self.latent_dim})",
+        )
         self.built = True
 
     def loc_and_scale(self, params):

@@ -39,13 +39,17 @@ class OrientationHead(keras.layers.Layer):
         super().__init__(**kwargs)
         hidden_units = tuple(int(u) for u in hidden_units)
         if min(hidden_units, default=1) < 1:
-            raise ValueError(f"OrientationHead: `hidden_units` must be positive integers, got {list(hidden_units)}.")
+            raise ValueError(
+                f"OrientationHead: `hidden_units` must be positive integers, got {list(hidden_units)}."
+            )
         self.hidden_units = hidden_units
         self.activation = keras.activations.get(activation)
 
     def build(self, input_shape):
         if len(input_shape) < 2:
-            raise ValueError(f"OrientationHead: `inputs` must have rank >= 2 ([..., features]), got {input_shape}.")
+            raise ValueError(
+                f"OrientationHead: `inputs` must have rank >= 2 ([..., features]), got {input_shape}."
+            )
         width = input_shape[-1]
         self.hidden = []
         for index, units in enumerate(self.hidden_units):
@@ -71,6 +75,9 @@ class OrientationHead(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            {"hidden_units": list(self.hidden_units), "activation": keras.activations.serialize(self.activation)}
+            {
+                "hidden_units": list(self.hidden_units),
+                "activation": keras.activations.serialize(self.activation),
+            }
         )
         return config

@@ -60,9 +60,7 @@ class ProjectionDecoder(keras.layers.Layer):
         super().__init__(**kwargs)
         filters = tuple(int(f) for f in filters)
         if min(filters, default=1) < 1:
-            raise ValueError(
-                f"ProjectionDecoder: `filters` must be positive integers, got {list(filters)}."
-            )
+            raise ValueError(f"ProjectionDecoder: `filters` must be positive integers, got {list(filters)}.")
         for name, value in (("channels", channels), ("kernel_size", kernel_size), ("units", units)):
             if int(value) < 1:
                 raise ValueError(f"ProjectionDecoder: `{name}` must be positive, got {value}.")
@@ -108,15 +106,22 @@ class ProjectionDecoder(keras.layers.Layer):
         self.deconvolutions = []
         for index, filters in enumerate(self.filters):
             deconv = layers.Conv2DTranspose(
-                filters, self.kernel_size, strides=2, padding="same",
-                activation=self.activation, name=f"deconv_{index}",
+                filters,
+                self.kernel_size,
+                strides=2,
+                padding="same",
+                activation=self.activation,
+                name=f"deconv_{index}",
             )
             deconv.build(shape)
             shape = deconv.compute_output_shape(shape)
             self.deconvolutions.append(deconv)
         self.output_conv = layers.Conv2D(
-            self.channels, self.kernel_size, padding="same",
-            activation=self.output_activation, name="output_conv",
+            self.channels,
+            self.kernel_size,
+            padding="same",
+            activation=self.output_activation,
+            name="output_conv",
         )
         self.output_conv.build(shape)
         self.built = True

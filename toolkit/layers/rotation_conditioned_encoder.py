@@ -76,15 +76,22 @@ class RotationConditionedEncoder(keras.layers.Layer):
         check_rank(self, "images", images_shape, (4, 5), "[batch, (time,) height, width, channels]")
         if condition_shape is not None:
             check_rank(
-                self, "condition", condition_shape, (len(images_shape) - 2,),
+                self,
+                "condition",
+                condition_shape,
+                (len(images_shape) - 2,),
                 "one vector per image, the time axis matching `images`",
             )
         item_shape = (None,) + tuple(images_shape[-3:])
         self.convolutions = []
         for index, filters in enumerate(self.filters):
             conv = layers.Conv2D(
-                filters, self.kernel_size, strides=2, padding="same",
-                activation=self.activation, name=f"conv_{index}",
+                filters,
+                self.kernel_size,
+                strides=2,
+                padding="same",
+                activation=self.activation,
+                name=f"conv_{index}",
             )
             conv.build(item_shape)
             item_shape = conv.compute_output_shape(item_shape)

@@ -50,7 +50,9 @@ class ConditionalVAE(keras.Model):
     ):
         super().__init__(**kwargs)
         if likelihood not in LIKELIHOODS:
-            raise ValueError(f"ConditionalVAE: `likelihood` must be one of {LIKELIHOODS}, got {likelihood!r}.")
+            raise ValueError(
+                f"ConditionalVAE: `likelihood` must be one of {LIKELIHOODS}, got {likelihood!r}."
+            )
         if not likelihood_scale > 0:
             raise ValueError(f"ConditionalVAE: `likelihood_scale` must be positive, got {likelihood_scale}.")
         if beta < 0:
@@ -112,7 +114,9 @@ class ConditionalVAE(keras.Model):
         images = ops.cast(inputs["images"], "float32")
         if self.likelihood == "gaussian":
             scale = self.likelihood_scale
-            per_pixel = 0.5 * ops.square((images - output) / scale) + math.log(scale) + 0.5 * math.log(2 * math.pi)
+            per_pixel = (
+                0.5 * ops.square((images - output) / scale) + math.log(scale) + 0.5 * math.log(2 * math.pi)
+            )
             mean = output
         else:
             per_pixel = ops.binary_crossentropy(images, output, from_logits=True)
@@ -157,5 +161,3 @@ class ConditionalVAE(keras.Model):
 def make_latent(latent_dim: int, seed=None) -> GaussianLatent:
     """A `GaussianLatent` for `ConditionalVAE`, which adds the KL term itself."""
     return GaussianLatent(latent_dim=latent_dim, kl_weight=0.0, seed=seed, name="latent")
-
-

