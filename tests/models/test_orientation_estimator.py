@@ -57,3 +57,34 @@ def test_fit_learns_a_fixed_orientation_and_saves(tmp_path):
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     np.testing.assert_allclose(loaded(data["images"]).numpy(), model(data["images"]).numpy(), atol=1e-6)
+
+
+def test_orientation_recipe_trains_and_exports_poses(tmp_path, recipes_dir):
+    import tensorflow as tf
+
+    from toolkit.run import load_run, run
+
+    tiny = [
+        "data.image_size=16",
+        "data.validation_size=8",
+        "model.encoder.filters=[4]",
+        "model.encoder.units=8",
+        "model.head.hidden_units=[8]",
+        "train.global_batch_size=4",
+        "train.epochs=1",
+        "train.steps_per_epoch=2",
+    ]
+    summary = run(recipes_dir / "f_orientation.yaml", tiny, tmp_path / "run", quiet=True)
+    assert 0 <= summary["val_median_error_deg"] <= 180 and summary["steps"] == 2
+    assert (tmp_path / "run" / "figures" / "orientation_errors.png").exists()
+    _, data, model, _, _ = load_run(tmp_path / "run")
+    images = data.validation["images"][:3]
+    exported = tf.saved_model.load(str(tmp_path / "run" / "saved_model")).signatures["orientation"]
+    outputs = exported(images=tf.constant(images))
+    np.testing.assert_allclose(outputs["rotations"].numpy(), model(images).numpy(), atol=1e-5)
+    # RELION angles of a pose R are scipy's ZYZ angles of R transposed.
+    expected = Rotation.from_matrix(np.swapaxes(model(images).numpy()[:, 0], -1, -2)).as_matrix()
+    relion = outputs["relion_rot_tilt_psi"].numpy()[:, 0]
+    np.testing.assert_allclose(
+        Rotation.from_euler("ZYZ", relion, degrees=True).as_matrix(), expected, atol=1e-4
+    )
