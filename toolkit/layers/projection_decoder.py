@@ -4,7 +4,7 @@ import keras
 from keras import layers, ops
 
 from toolkit.layers.cpd_dense import CPDDense, check_dense_rank
-from toolkit.layers.shapes import check_rank, fold_time, unfold_time
+from toolkit.layers.shapes import check_rank, fold_time, strided_stack, unfold_time
 
 
 @keras.saving.register_keras_serializable(package="toolkit")
@@ -103,19 +103,9 @@ class ProjectionDecoder(keras.layers.Layer):
         self.grid_dense = self._dense(self.start_size * self.start_size * first, "grid_dense")
         self.grid_dense.build((None, self.units))
         shape = (None, self.start_size, self.start_size, first)
-        self.deconvolutions = []
-        for index, filters in enumerate(self.filters):
-            deconv = layers.Conv2DTranspose(
-                filters,
-                self.kernel_size,
-                strides=2,
-                padding="same",
-                activation=self.activation,
-                name=f"deconv_{index}",
-            )
-            deconv.build(shape)
-            shape = deconv.compute_output_shape(shape)
-            self.deconvolutions.append(deconv)
+        self.deconvolutions, shape = strided_stack(
+            layers.Conv2DTranspose, self.filters, self.kernel_size, self.activation, "deconv", shape
+        )
         self.output_conv = layers.Conv2D(
             self.channels,
             self.kernel_size,

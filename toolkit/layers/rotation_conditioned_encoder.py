@@ -4,7 +4,7 @@ import keras
 from keras import layers, ops
 
 from toolkit.layers.cpd_dense import CPDDense, check_dense_rank
-from toolkit.layers.shapes import check_rank, fold_time, unfold_time
+from toolkit.layers.shapes import check_rank, fold_time, strided_stack, unfold_time
 
 
 @keras.saving.register_keras_serializable(package="toolkit")
@@ -83,19 +83,9 @@ class RotationConditionedEncoder(keras.layers.Layer):
                 "one vector per image, the time axis matching `images`",
             )
         item_shape = (None,) + tuple(images_shape[-3:])
-        self.convolutions = []
-        for index, filters in enumerate(self.filters):
-            conv = layers.Conv2D(
-                filters,
-                self.kernel_size,
-                strides=2,
-                padding="same",
-                activation=self.activation,
-                name=f"conv_{index}",
-            )
-            conv.build(item_shape)
-            item_shape = conv.compute_output_shape(item_shape)
-            self.convolutions.append(conv)
+        self.convolutions, item_shape = strided_stack(
+            layers.Conv2D, self.filters, self.kernel_size, self.activation, "conv", item_shape
+        )
         features = item_shape[1] * item_shape[2] * item_shape[3]
         self.condition_dense = None
         if condition_shape is not None and self.condition_units:

@@ -1,4 +1,4 @@
-"""Shape checks and the sequence-axis folding shared by the image layers."""
+"""Shape checks, sequence-axis folding and the stride-2 stacks shared by the image layers."""
 
 from keras import ops
 
@@ -38,3 +38,19 @@ def unfold_time(x, time):
     if time is None:
         return x
     return ops.reshape(x, (-1, time) + tuple(x.shape[1:]))
+
+
+def strided_stack(kind, filters, kernel_size: int, activation, prefix: str, shape: tuple):
+    """Stride-2 convolutions of class `kind` (Conv2D or Conv2DTranspose), built in turn.
+
+    Returns the list of built layers (named `{prefix}_{index}`) and the output shape.
+    """
+    stack = []
+    for index, width in enumerate(filters):
+        layer = kind(
+            width, kernel_size, strides=2, padding="same", activation=activation, name=f"{prefix}_{index}"
+        )
+        layer.build(shape)
+        shape = layer.compute_output_shape(shape)
+        stack.append(layer)
+    return stack, shape
