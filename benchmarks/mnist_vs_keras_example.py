@@ -220,18 +220,13 @@ class Ours:
 
     def __init__(self, overrides: list[str]):
         from toolkit.run import setup
-        from toolkit.training.loop import distribute, make_train_step, with_latent_noise
+        from toolkit.training.loop import distribute, make_train_step, training_dataset
 
         recipe = load_recipe(RECIPE, overrides)
         self.strategy, self.data, self.model, optimizer = setup(recipe)
         config = recipe["train"]
         self.steps = config["steps_per_epoch"]
-        dataset = with_latent_noise(
-            self.data.train_dataset(config["global_batch_size"], 0),
-            recipe["model"]["latent_dim"],
-            config["seed"],
-            0,
-        )
+        dataset = training_dataset(self.model, self.data, config["global_batch_size"], config["seed"], 0)
         self.iterator = distribute(self.strategy, dataset)
         self.train_step = make_train_step(self.model, optimizer, self.strategy, config["global_batch_size"])
         self.seconds: list[float] = []

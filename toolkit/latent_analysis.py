@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from toolkit.training.evaluate import batches
+
 #: Rows of a distance matrix computed at once.
 BLOCK = 1024
 
@@ -27,11 +29,7 @@ def latent_means(model, inputs: dict, batch_size: int = 256) -> np.ndarray:
         float64 array `[N, latent_dim]`.
     """
     used = {k: v for k, v in inputs.items() if k in ("images", "condition")}
-    count = len(used["images"])
-    parts = []
-    for start in range(0, count, batch_size):
-        batch = {k: v[start : start + batch_size] for k, v in used.items()}
-        parts.append(_encode_mean(model, batch).numpy())
+    parts = [_encode_mean(model, batch).numpy() for batch in batches(used, batch_size)]
     return np.concatenate(parts).astype(np.float64)
 
 
