@@ -11,6 +11,7 @@ control: the original model trained for the same extra steps.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -37,7 +38,7 @@ def train_short_run(work: Path, epochs: int, steps_per_epoch: int) -> tuple[Path
         "output.export=false",
     ]
     started = time.perf_counter()
-    run_recipe(RECIPE, overrides, out=out, quiet=True)
+    run_recipe(RECIPE, overrides, out=out, overwrite=True, quiet=True)  # the benchmark's own run
     return out, time.perf_counter() - started
 
 
@@ -92,6 +93,8 @@ def run_accuracy(
     if run_dir is None:
         run_dir, train_seconds = train_short_run(work, epochs, steps_per_epoch)
     out = work / f"compressed-r{rank}"
+    if (out / "summary.json").is_file():  # this benchmark's output from an earlier run in `work`
+        shutil.rmtree(out)
     started = time.perf_counter()
     summary = compress_run(
         run_dir,

@@ -162,6 +162,24 @@ def test_existing_run_directory_is_left_untouched(tmp_path, recipes_dir):
     assert [p.name for p in out.iterdir()] == ["notes.txt"] and (out / "notes.txt").read_text() == "precious"
 
 
+def test_overwrite_replaces_the_earlier_run_and_keeps_other_files(tmp_path, tiny_f_shadow):
+    recipe, overrides = tiny_f_shadow
+    out = tmp_path / "run"
+    sets = [a for o in overrides for a in ("--set", o)]
+    first = CliRunner().invoke(cli, ["run", str(recipe), *sets, "--set", "train.epochs=3", "--out", str(out)])
+    assert first.exit_code == 0, first.output
+    (out / "notes.txt").write_text("precious")
+    second = CliRunner().invoke(
+        cli, ["run", str(recipe), *sets, "--set", "train.epochs=1", "--out", str(out), "--overwrite"]
+    )
+    assert second.exit_code == 0, second.output
+    # The first run's later checkpoints would otherwise be what export and --resume load.
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-2.npz"]
+    assert len((out / "metrics.csv").read_text().splitlines()) == 2  # header and the one epoch
+    assert json.loads((out / "summary.json").read_text())["step"] == 2
+    assert (out / "notes.txt").read_text() == "precious"
+
+
 def test_run_needs_a_recipe_or_resume():
     result = CliRunner().invoke(cli, ["run"])
     assert result.exit_code == 2 and "give a RECIPE" in result.output

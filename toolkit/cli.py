@@ -57,7 +57,11 @@ def cli(verbose: bool) -> None:
 @click.option(
     "--out", type=click.Path(path_type=Path), help="Run directory (default runs/<name>-<timestamp>)."
 )
-@click.option("--overwrite", is_flag=True, help="Allow writing into an existing, non-empty run directory.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace the run in an existing, non-empty run directory (other files stay).",
+)
 @click.option(
     "--resume", type=click.Path(path_type=Path), help="Continue a run directory from its last checkpoint."
 )

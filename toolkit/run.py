@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import time
 from datetime import datetime
 from pathlib import Path
@@ -33,8 +34,25 @@ def default_run_dir(name: str, root: Path = Path("runs")) -> Path:
     return root / f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
+#: What `toolkit run` writes into a run directory; `--overwrite` removes these (other files stay).
+RUN_ARTIFACTS = (
+    "recipe.yaml",
+    "metrics.csv",
+    "summary.json",
+    "run.log",
+    "checkpoints",
+    "tensorboard",
+    "figures",
+    "saved_model",
+)
+
+
 def prepare_run_dir(path: Path, overwrite: bool) -> None:
-    """Create the run directory; refuse a non-empty one unless `overwrite`."""
+    """Create the run directory; refuse a non-empty one unless `overwrite`.
+
+    With `overwrite` the artifacts of an earlier run are removed first, so none of its
+    checkpoints, metrics or events can be mistaken for the new run's.
+    """
     if path.exists() and not path.is_dir():
         raise RunError(f"{path}: exists and is not a directory; choose another --out")
     if path.is_dir() and any(path.iterdir()) and not overwrite:
@@ -42,6 +60,12 @@ def prepare_run_dir(path: Path, overwrite: bool) -> None:
             f"{path}: run directory exists and is not empty; pass --overwrite or choose another --out"
         )
     try:
+        for name in RUN_ARTIFACTS if path.is_dir() else ():
+            old = path / name
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old)
+            elif old.exists() or old.is_symlink():
+                old.unlink()
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".write-test"
         probe.write_text("ok")
