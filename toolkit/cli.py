@@ -171,8 +171,10 @@ def plot(run_dir) -> None:
 
 
 from toolkit.commands.compress import compress  # noqa: E402
+from toolkit.commands.particles import infer, simulate  # noqa: E402
 
-cli.add_command(compress)
+for command in (compress, simulate, infer):
+    cli.add_command(command)
 
 
 def shipped_recipes() -> Path:

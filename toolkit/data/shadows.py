@@ -13,10 +13,12 @@ import numpy as np
 import tensorflow as tf
 
 from toolkit import geometry
+from toolkit.data.ctf import apply_ctf, ctf_2d
 from toolkit.data.objects import BlobSample
 from toolkit.data.render import render_shadows
 
-TRAIN_STREAM, VALIDATION_STREAM, SCALE_STREAM = 1, 2, 3
+TRAIN_STREAM, VALIDATION_STREAM, SCALE_STREAM, SIMULATE_STREAM = 1, 2, 3, 4
+CTF_DRAW = 11  # folded into a batch's seed for its defocus draws
 
 
 def batch_seed(seed: int, stream: int, index) -> tf.Tensor:
@@ -41,6 +43,46 @@ class OrientationSampler:
         high = tf.constant([r[1] for r in self.ranges], tf.float32)
         angles = low + (high - low) * tf.random.stateless_uniform([count, 3], seed=seed)
         return geometry.euler_to_matrix(angles, self.convention, degrees=True)
+
+
+@dataclass(frozen=True)
+class CTFDraws:
+    """A microscope whose defocus varies from shadow to shadow, as between cryo-EM micrographs.
+
+    The mean defocus is uniform in `[defocus_min, defocus_max]`, the astigmatism
+    `defocus_u - defocus_v` uniform in `[0, astigmatism]` at a uniform azimuth; all lengths in
+    Angstrom, `voltage` in kV, `spherical_aberration` in mm (RELION's units).
+    """
+
+    defocus_min: float = 5000.0
+    defocus_max: float = 10000.0
+    astigmatism: float = 0.0
+    voltage: float = 300.0
+    spherical_aberration: float = 2.7
+    amplitude_contrast: float = 0.1
+    b_factor: float = 0.0
+
+    def defocus(self, count, seed) -> tf.Tensor:
+        """`[count, 3]`: defocus_u, defocus_v (Angstrom) and the azimuth of u (degrees)."""
+        draws = tf.random.stateless_uniform([count, 3], seed=seed)
+        mean = self.defocus_min + (self.defocus_max - self.defocus_min) * draws[:, 0]
+        half = 0.5 * self.astigmatism * draws[:, 1]
+        return tf.stack([mean + half, mean - half, 180.0 * draws[:, 2]], axis=-1)
+
+    def apply(self, images, defocus, pixel_size: float) -> tf.Tensor:
+        """Images `[N, S, S]` seen through the CTF of each row of `defocus`."""
+        transfer = ctf_2d(
+            images.shape[-1],
+            pixel_size,
+            defocus[:, 0],
+            defocus[:, 1],
+            defocus[:, 2],
+            voltage=self.voltage,
+            spherical_aberration=self.spherical_aberration,
+            amplitude_contrast=self.amplitude_contrast,
+            b_factor=self.b_factor,
+        )
+        return apply_ctf(images, transfer)
 
 
 def orientation_features(rotations, representation: str, convention: str = "ZYZ") -> tf.Tensor:
@@ -74,6 +116,8 @@ class ShadowData:
     snr: float | None = None
     seed: int = 0
     intensity_scale: float = 1.0
+    pixel_size: float = 2.0
+    ctf: CTFDraws | None = None
 
     @classmethod
     def create(cls, **kwargs) -> ShadowData:
@@ -86,22 +130,32 @@ class ShadowData:
         return cls(**{**kwargs, "intensity_scale": peak})
 
     def batch(self, size: int, stream: int, index) -> dict:
-        """One batch: images `[B, T, S, S, 1]`, condition `[B, T, K]`, rotations `[B, T, 3, 3]`."""
+        """One batch: images `[B, T, S, S, 1]`, condition `[B, T, K]`, rotations `[B, T, 3, 3]`.
+
+        With a CTF the batch also holds `defocus` `[B, T, 3]` (see `CTFDraws.defocus`); the
+        noise is added after the CTF, as a detector adds it.
+        """
         seed = batch_seed(self.seed, stream, index)
         count = size * self.sequence_length
+        shape = [size, self.sequence_length]
         rotations = self.orientations(count, seed)
         images = render_shadows(self.sample, rotations, self.image_size, self.extent) / self.intensity_scale
+        extra = {}
+        if self.ctf is not None:
+            defocus = self.ctf.defocus(count, tf.random.experimental.stateless_fold_in(seed, CTF_DRAW))
+            images = self.ctf.apply(images, defocus, self.pixel_size)
+            extra["defocus"] = tf.reshape(defocus, shape + [3])
         if self.snr is not None:
             # sigma = std(signal) / sqrt(SNR), per image, as cryo-EM benchmarks define it.
             std = tf.math.reduce_std(images, axis=[1, 2], keepdims=True)
             noise = tf.random.stateless_normal(tf.shape(images), seed=tf.reverse(seed, [0]))
             images = images + noise * std / np.sqrt(self.snr)
-        shape = [size, self.sequence_length]
         rotations = tf.reshape(rotations, shape + [3, 3])
         return {
             "images": tf.reshape(images, shape + [self.image_size, self.image_size, 1]),
             "condition": orientation_features(rotations, self.representation, self.convention),
             "rotations": rotations,
+            **extra,
         }
 
     def train_dataset(self, batch_size: int, start_batch: int = 0, num_batches: int | None = None):

@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from toolkit.data import objects
-from toolkit.data.shadows import OrientationSampler, ShadowData
+from toolkit.data.shadows import CTFDraws, OrientationSampler, ShadowData
 from toolkit.errors import RunError
 from toolkit.layers import (
     LSTMSampler,
@@ -78,6 +78,8 @@ def build_data(recipe: dict) -> DataBundle:
             convention=model.get("euler_convention", "ZYZ"),
             snr=spec["snr"],
             seed=spec["seed"],
+            pixel_size=spec["pixel_size"],
+            ctf=CTFDraws(**spec["ctf"]) if spec["ctf"] else None,
         )
         return DataBundle(
             kind="shadows",

@@ -8,12 +8,22 @@ from pathlib import Path
 def cross_checks(recipe: dict) -> list[str]:
     """Errors (one line each, with key paths) for contradictory settings in a valid recipe."""
     data, model = recipe["data"], recipe["model"]
+    ctf = data.get("ctf")
+    errors = []
+    if ctf and ctf["defocus_min"] > ctf["defocus_max"]:
+        errors.append(
+            f"data.ctf.defocus_min: {ctf['defocus_min']} exceeds data.ctf.defocus_max "
+            f"{ctf['defocus_max']}; swap them"
+        )
+    if ctf and ctf["astigmatism"] > 2 * ctf["defocus_min"]:
+        errors.append(
+            f"data.ctf.astigmatism: {ctf['astigmatism']} would make defocus_v negative at "
+            f"defocus_min {ctf['defocus_min']}; use at most {2 * ctf['defocus_min']}"
+        )
     if model["type"] == "orientation_estimator":
-        errors = []
         if data["type"] != "shadows":
             errors.append("model.type: orientation_estimator needs orientations; use data.type: shadows")
         return errors + layer_errors(recipe)
-    errors = []
     decoder = model["decoder"]
     if data["type"] == "shadows":
         step = 2 ** len(decoder["filters"])

@@ -52,6 +52,18 @@ ORIENTATIONS = {
     ),
 }
 
+CTF = {
+    "defocus_min": positive_float(5000.0, "smallest mean defocus in Angstrom (positive: underfocus)"),
+    "defocus_max": positive_float(10000.0, "largest mean defocus in Angstrom; drawn uniformly per shadow"),
+    "astigmatism": Field(
+        "float", 0.0, "largest |defocus_u - defocus_v| in Angstrom, drawn uniformly", minimum=0.0
+    ),
+    "voltage": positive_float(300.0, "acceleration voltage in kV"),
+    "spherical_aberration": Field("float", 2.7, "Cs in mm", minimum=0.0),
+    "amplitude_contrast": Field("float", 0.1, "fraction of amplitude contrast", minimum=0.0, maximum=0.99),
+    "b_factor": Field("float", 0.0, "envelope B-factor in Angstrom^2", minimum=0.0),
+}
+
 DATA = {
     "shadows": Component(
         "Sequences of parallel-beam shadows of a 3D sample, rendered on the fly.",
@@ -71,8 +83,18 @@ DATA = {
                 exclusive_minimum=True,
                 nullable=True,
             ),
+            "pixel_size": positive_float(
+                2.0, "Angstrom per pixel: the shadows' physical scale for the CTF and in MRC/STAR files"
+            ),
+            "ctf": Field(
+                "section",
+                None,
+                "microscope CTF applied to each shadow before the noise; null for none",
+                nullable=True,
+                fields=CTF,
+            ),
             "validation_size": positive_int(256, "sequences in the fixed validation set"),
-            "seed": Field("int", 0, "seed of the orientations and noise"),
+            "seed": Field("int", 0, "seed of the orientations, CTF and noise"),
         },
     ),
     "mnist": Component(

@@ -1,0 +1,238 @@
+"""`toolkit simulate` and `toolkit infer`, checked with mrcfile, starfile, scipy and a hand projection."""
+
+import math
+
+import mrcfile
+import numpy as np
+import pytest
+import starfile
+from click.testing import CliRunner
+from scipy.spatial.transform import Rotation
+
+from toolkit.cli import cli
+
+TINY_ORIENTATION = [
+    "data.image_size=16",
+    "data.validation_size=8",
+    "model.encoder.filters=[4]",
+    "model.encoder.units=8",
+    "model.head.hidden_units=[8]",
+    "train.global_batch_size=4",
+    "train.epochs=1",
+    "train.steps_per_epoch=2",
+]
+CTF = [
+    "data.ctf={defocus_min: 8000.0, defocus_max: 12000.0, astigmatism: 400.0}",
+    "data.pixel_size=3.0",
+]
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def sets(overrides):
+    return [a for o in overrides for a in ("--set", o)]
+
+
+def hand_projection(recipe_overrides, recipes_dir, relion_angles) -> np.ndarray:
+    """Shadows of the recipe's sample at RELION poses, from the Gaussian formula and scipy alone."""
+    from toolkit.recipes.builders import build_data
+    from toolkit.recipes.loader import load_recipe
+
+    recipe = load_recipe(recipes_dir / "f_orientation.yaml", recipe_overrides)
+    source = build_data(recipe).source
+    centers = np.asarray(source.sample.centers, np.float64)
+    weights = np.asarray(source.sample.weights, np.float64)
+    sigma = float(source.sample.sigma)
+    size, extent = recipe["data"]["image_size"], recipe["data"]["extent"]
+    grid = -extent + (np.arange(size) + 0.5) * 2 * extent / size
+    # RELION's matrix A maps the volume to the image frame: A = (scipy ZYZ matrix) transposed.
+    poses = Rotation.from_euler("ZYZ", relion_angles, degrees=True).as_matrix().transpose(0, 2, 1)
+    images = []
+    for pose in poses:
+        x, y = (centers @ pose.T)[:, 0], (centers @ pose.T)[:, 1]
+        gy = np.exp(-((grid[:, None] - y[None]) ** 2) / (2 * sigma**2))  # [row, blob]
+        gx = np.exp(-((grid[:, None] - x[None]) ** 2) / (2 * sigma**2))  # [col, blob]
+        images.append((gy * weights / (2 * math.pi * sigma**2)) @ gx.T)
+    return np.asarray(images) / source.intensity_scale
+
+
+def test_simulated_particles_are_shadows_at_their_relion_angles(tmp_path, recipes_dir):
+    result = invoke(
+        "simulate",
+        recipes_dir / "f_orientation.yaml",
+        *sets(TINY_ORIENTATION),
+        "--count",
+        5,
+        "--out",
+        tmp_path,
+    )
+    assert result.exit_code == 0, result.output
+    with mrcfile.open(tmp_path / "particles.mrcs", permissive=False) as stack:
+        assert stack.is_image_stack() and stack.data.shape == (5, 16, 16)
+        assert np.isclose(float(stack.voxel_size.x), 2.0)
+        images = np.array(stack.data)
+    star = starfile.read(tmp_path / "particles.star")
+    particles, optics = star["particles"], star["optics"]
+    assert list(particles["rlnImageName"]) == [f"{i:06d}@particles.mrcs" for i in range(1, 6)]
+    assert float(optics["rlnImagePixelSize"][0]) == 2.0 and int(optics["rlnImageSize"][0]) == 16
+    angles = particles[["rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi"]].to_numpy()
+    expected = hand_projection(TINY_ORIENTATION, recipes_dir, angles)
+    np.testing.assert_allclose(images, expected, atol=2e-4 * expected.max())
+
+
+def test_simulated_ctf_is_the_one_the_star_file_states(tmp_path, recipes_dir, ctf_reference):
+    result = invoke(
+        "simulate",
+        recipes_dir / "f_orientation.yaml",
+        *sets(TINY_ORIENTATION + CTF),
+        "--count",
+        4,
+        "--out",
+        tmp_path,
+    )
+    assert result.exit_code == 0, result.output
+    images = mrcfile.read(tmp_path / "particles.mrcs")
+    star = starfile.read(tmp_path / "particles.star")
+    particles, optics = star["particles"], star["optics"]
+    assert (
+        particles["rlnDefocusU"].between(8000, 12200).all()
+        and particles["rlnDefocusV"].between(7800, 12000).all()
+    )
+    assert (particles["rlnDefocusU"] - particles["rlnDefocusV"]).between(0, 400).all()
+    angles = particles[["rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi"]].to_numpy()
+    clean = hand_projection(TINY_ORIENTATION + CTF, recipes_dir, angles)
+    for image, truth, (_, row) in zip(images, clean, particles.iterrows(), strict=True):
+        transfer = ctf_reference.ctf(
+            16,
+            float(optics["rlnImagePixelSize"][0]),
+            row["rlnDefocusU"],
+            row["rlnDefocusV"],
+            row["rlnDefocusAngle"],
+            float(optics["rlnVoltage"][0]),
+            float(optics["rlnSphericalAberration"][0]),
+            float(optics["rlnAmplitudeContrast"][0]),
+        )
+        expected = np.real(np.fft.ifft2(np.fft.fft2(truth) * transfer))
+        np.testing.assert_allclose(image, expected, atol=1e-3 * np.abs(expected).max())
+
+
+@pytest.fixture(scope="module")
+def orientation_run(tmp_path_factory, recipes_dir):
+    out = tmp_path_factory.mktemp("runs") / "orientation"
+    result = invoke(
+        "run", recipes_dir / "f_orientation.yaml", *sets(TINY_ORIENTATION), "--out", out, "--quiet"
+    )
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_infer_writes_the_models_poses_and_scores_them(tmp_path, recipes_dir, orientation_run):
+    import tensorflow as tf
+
+    particles = tmp_path / "particles"
+    assert (
+        invoke(
+            "simulate",
+            recipes_dir / "f_orientation.yaml",
+            *sets(TINY_ORIENTATION),
+            "--count",
+            7,
+            "--out",
+            particles,
+        ).exit_code
+        == 0
+    )
+    out = tmp_path / "poses" / "predicted.star"
+    out.parent.mkdir()
+    result = invoke("infer", orientation_run, particles / "particles.star", "--out", out, "--batch-size", 3)
+    assert result.exit_code == 0, result.output
+
+    predicted = starfile.read(out)["particles"]
+    assert list(predicted["rlnImageName"]) == [f"{i:06d}@../particles/particles.mrcs" for i in range(1, 8)]
+    exported = tf.saved_model.load(str(orientation_run / "saved_model")).signatures["orientation"]
+    images = mrcfile.read(particles / "particles.mrcs")[:, None, :, :, None]
+    model_poses = exported(images=tf.constant(images))["rotations"].numpy()[:, 0]
+    angles = predicted[["rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi"]].to_numpy()
+    written_poses = Rotation.from_euler("ZYZ", angles, degrees=True).as_matrix().transpose(0, 2, 1)
+    np.testing.assert_allclose(written_poses, model_poses, atol=1e-4)
+
+    truth = starfile.read(particles / "particles.star")["particles"]
+    true_poses = Rotation.from_euler(
+        "ZYZ", truth[["rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi"]].to_numpy(), degrees=True
+    ).inv()  # the inverse of scipy's rotation is RELION's pose matrix
+    errors = np.degrees((Rotation.from_matrix(written_poses) * true_poses.inv()).magnitude())
+    assert f"median error {np.median(errors):.1f} degrees" in result.output
+
+
+def test_infer_reads_a_bare_stack(tmp_path, orientation_run):
+    stack = tmp_path / "bare.mrcs"
+    with mrcfile.new(stack) as handle:
+        handle.set_data(np.random.default_rng(0).random((3, 16, 16)).astype(np.float32))
+        handle.set_image_stack()
+        handle.voxel_size = 1.5
+    result = invoke("infer", orientation_run, stack, "--out", tmp_path / "poses.star")
+    assert result.exit_code == 0, result.output
+    star = starfile.read(tmp_path / "poses.star")
+    assert len(star["particles"]) == 3 and float(star["optics"]["rlnImagePixelSize"][0]) == 1.5
+
+
+def test_bad_particle_input_exits_2_with_one_line_and_keeps_files(tmp_path, recipes_dir, orientation_run):
+    simulated = tmp_path / "sim"
+    assert (
+        invoke(
+            "simulate",
+            recipes_dir / "f_orientation.yaml",
+            *sets(TINY_ORIENTATION),
+            "--count",
+            2,
+            "--out",
+            simulated,
+        ).exit_code
+        == 0
+    )
+    star_text = (simulated / "particles.star").read_text()
+    wrong_size = tmp_path / "big.mrcs"
+    with mrcfile.new(wrong_size) as handle:
+        handle.set_data(np.zeros((2, 32, 32), np.float32))
+    cases = [
+        (["infer", orientation_run, tmp_path / "missing.star", "--out", tmp_path / "a.star"], "missing.star"),
+        (["infer", orientation_run, wrong_size, "--out", tmp_path / "b.star"], "the model reads 16x16"),
+        (["infer", tmp_path, simulated / "particles.star", "--out", tmp_path / "c.star"], "no SavedModel"),
+        (
+            ["infer", orientation_run, simulated / "particles.star", "--out", simulated / "particles.star"],
+            "already exists",
+        ),
+        (["simulate", recipes_dir / "mnist_vae.yaml", "--out", tmp_path / "m"], "simulate draws shadows"),
+        (["simulate", recipes_dir / "f_orientation.yaml", "--out", simulated], "already exists"),
+        (
+            [
+                "simulate",
+                recipes_dir / "f_orientation.yaml",
+                "--set",
+                "data.ctf.defocus_min=-1",
+                "--out",
+                tmp_path / "n",
+            ],
+            "data.ctf.defocus_min",
+        ),
+    ]
+    for args, expected in cases:
+        result = invoke(*args)
+        assert result.exit_code == 2, (args, result.output)
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert len(lines) == 1 and expected in lines[0], (args, result.output)
+    assert (simulated / "particles.star").read_text() == star_text
+    assert not (tmp_path / "m").exists() and not (tmp_path / "n").exists()
+
+
+def test_a_vae_run_has_no_orientation_to_infer(tmp_path, tiny_f_shadow):
+    recipe, overrides = tiny_f_shadow
+    run_dir = tmp_path / "vae"
+    assert invoke("run", recipe, *sets(overrides), "--out", run_dir, "--quiet").exit_code == 0
+    stack = tmp_path / "s.mrcs"
+    with mrcfile.new(stack) as handle:
+        handle.set_data(np.zeros((1, 16, 16), np.float32))
+    result = invoke("infer", run_dir, stack, "--out", tmp_path / "p.star")
+    assert result.exit_code == 2 and "has no `orientation` signature" in result.output

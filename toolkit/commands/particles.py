@@ -1,0 +1,57 @@
+"""`toolkit simulate` and `toolkit infer`: particle stacks in and out, in cryo-EM's file formats."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("simulate")
+@click.argument("recipe", type=click.Path(path_type=Path))
+@click.option("--count", type=int, default=1000, show_default=True, help="Particles to draw.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE", help="Override a recipe value.")
+@click.option(
+    "--out", type=click.Path(path_type=Path), required=True, help="Folder for the stack and STAR file."
+)
+@click.option("--overwrite", is_flag=True, help="Replace particles.mrcs and particles.star there.")
+def simulate(recipe, count, overrides, out, overwrite) -> None:
+    """Draw particles from RECIPE's shadow data: an MRCS stack and a RELION STAR file of true poses."""
+    from toolkit.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    from toolkit.recipes.loader import load_recipe
+    from toolkit.simulate import simulate as simulate_particles
+
+    summary = simulate_particles(load_recipe(recipe, overrides), count, out, overwrite)
+    click.echo(
+        f"{summary['stack']}: {summary['particles']} particles at {summary['pixel_size']} A/pixel; "
+        f"poses in {summary['star']}"
+    )
+
+
+@click.command("infer")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("particles", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="STAR file to write.")
+@click.option("--batch-size", type=int, default=256, show_default=True, help="Images per model call.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing STAR file.")
+def infer(model, particles, out, batch_size, overwrite) -> None:
+    """Orientations of PARTICLES (a STAR file or an MRC/MRCS stack) by MODEL (a run or a SavedModel).
+
+    Writes RELION angles (_rlnAngleRot, _rlnAngleTilt, _rlnAnglePsi); when the input STAR
+    holds angles, prints the geodesic error against them.
+    """
+    from toolkit.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    from toolkit.infer import infer as infer_poses
+
+    summary = infer_poses(model, particles, out, batch_size, overwrite)
+    line = f"{summary['star']}: poses of {summary['particles']} particles"
+    if "median_error_degrees" in summary:
+        line += (
+            f"; against the input's angles: median error {summary['median_error_degrees']:.1f} degrees, "
+            f"{summary['within_10_degrees']:.0%} within 10"
+        )
+    click.echo(line)

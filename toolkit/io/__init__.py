@@ -1,0 +1,1 @@
+"""Cryo-EM file formats: MRC/MRCS image stacks and RELION STAR tables."""
