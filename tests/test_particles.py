@@ -69,6 +69,7 @@ def test_simulated_particles_are_shadows_at_their_relion_angles(tmp_path, recipe
         tmp_path,
     )
     assert result.exit_code == 0, result.output
+    assert (tmp_path / "particles.png").stat().st_size > 0
     with mrcfile.open(tmp_path / "particles.mrcs", permissive=False) as stack:
         assert stack.is_image_stack() and stack.data.shape == (5, 16, 16)
         assert np.isclose(float(stack.voxel_size.x), 2.0)

@@ -17,7 +17,7 @@ from toolkit.geometry import matrix_to_relion
 from toolkit.io.mrc import write_stack
 from toolkit.io.star import image_name, write_particles
 
-STACK_NAME, STAR_NAME = "particles.mrcs", "particles.star"
+STACK_NAME, STAR_NAME, PREVIEW_NAME = "particles.mrcs", "particles.star", "particles.png"
 
 
 def draw_particles(source, count: int, batch_size: int = 256) -> dict:
@@ -51,8 +51,8 @@ def simulate(recipe: dict, count: int, out: Path, overwrite: bool = False) -> di
     if count < 1:
         raise RunError(f"--count: expected a positive number of particles, got {count}")
     out = Path(out)
-    stack, star = out / STACK_NAME, out / STAR_NAME
-    existing = [str(p) for p in (stack, star) if p.exists()]
+    stack, star, preview = out / STACK_NAME, out / STAR_NAME, out / PREVIEW_NAME
+    existing = [str(p) for p in (stack, star, preview) if p.exists()]
     if existing and not overwrite:
         raise RunError(f"{existing[0]}: already exists; pass --overwrite or choose another --out")
     try:
@@ -85,4 +85,16 @@ def simulate(recipe: dict, count: int, out: Path, overwrite: bool = False) -> di
         ctf=ctf,
         overwrite=overwrite,
     )
+    draw_preview(particles["images"], preview)
     return {"particles": count, "stack": str(stack), "star": str(star), "pixel_size": spec["pixel_size"]}
+
+
+def draw_preview(images: np.ndarray, path: Path, count: int = 16) -> Path:
+    """The first particles in a grid, each scaled to its own range, y pointing up."""
+    from toolkit import plots
+
+    shown = images[:count, ::-1]  # row 0 holds the lowest y
+    low = shown.min(axis=(1, 2), keepdims=True)
+    span = np.maximum(shown.max(axis=(1, 2), keepdims=True) - low, 1e-12)
+    title = f"first {len(shown)} particles, each scaled to its range"
+    return plots.image_grid(((shown - low) / span)[..., None], path, title, columns=8)

@@ -14,7 +14,9 @@ import click
 @click.option(
     "--out", type=click.Path(path_type=Path), required=True, help="Folder for the stack and STAR file."
 )
-@click.option("--overwrite", is_flag=True, help="Replace particles.mrcs and particles.star there.")
+@click.option(
+    "--overwrite", is_flag=True, help="Replace particles.mrcs, particles.star and particles.png there."
+)
 def simulate(recipe, count, overrides, out, overwrite) -> None:
     """Draw particles from RECIPE's shadow data: an MRCS stack and a RELION STAR file of true poses."""
     from toolkit.quiet import import_tensorflow_quietly
@@ -26,7 +28,7 @@ def simulate(recipe, count, overrides, out, overwrite) -> None:
     summary = simulate_particles(load_recipe(recipe, overrides), count, out, overwrite)
     click.echo(
         f"{summary['stack']}: {summary['particles']} particles at {summary['pixel_size']} A/pixel; "
-        f"poses in {summary['star']}"
+        f"poses in {summary['star']}; a preview in particles.png"
     )
 
 
