@@ -35,6 +35,18 @@ TINY_F_SHADOW = [
     "train.checkpoint_every=2",
 ]
 
+#: Overrides that shrink f_orientation to a model trained in seconds.
+TINY_F_ORIENTATION = [
+    "data.image_size=16",
+    "data.validation_size=8",
+    "model.encoder.filters=[4]",
+    "model.encoder.units=8",
+    "model.head.hidden_units=[8]",
+    "train.global_batch_size=4",
+    "train.epochs=1",
+    "train.steps_per_epoch=2",
+]
+
 
 @pytest.fixture(scope="session")
 def recipes_dir():
@@ -46,6 +58,12 @@ def recipes_dir():
 def tiny_f_shadow():
     """(recipe path, overrides) of a tiny f_shadow run."""
     return RECIPES / "f_shadow.yaml", list(TINY_F_SHADOW)
+
+
+@pytest.fixture(scope="session")
+def tiny_f_orientation():
+    """(recipe path, overrides) of a tiny f_orientation run."""
+    return RECIPES / "f_orientation.yaml", list(TINY_F_ORIENTATION)
 
 
 @pytest.fixture(scope="session")

@@ -11,16 +11,6 @@ from scipy.spatial.transform import Rotation
 
 from toolkit.cli import cli
 
-TINY_ORIENTATION = [
-    "data.image_size=16",
-    "data.validation_size=8",
-    "model.encoder.filters=[4]",
-    "model.encoder.units=8",
-    "model.head.hidden_units=[8]",
-    "train.global_batch_size=4",
-    "train.epochs=1",
-    "train.steps_per_epoch=2",
-]
 CTF = [
     "data.ctf={defocus_min: 8000.0, defocus_max: 12000.0, astigmatism: 400.0}",
     "data.pixel_size=3.0",
@@ -31,16 +21,24 @@ def invoke(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])
 
 
+def simulate(tiny, count, out, extra=()):
+    """`toolkit simulate` of the tiny orientation recipe; fails the test if the command does."""
+    recipe, overrides = tiny
+    result = invoke("simulate", recipe, *sets(overrides + list(extra)), "--count", count, "--out", out)
+    assert result.exit_code == 0, result.output
+    return result
+
+
 def sets(overrides):
     return [a for o in overrides for a in ("--set", o)]
 
 
-def hand_projection(recipe_overrides, recipes_dir, relion_angles) -> np.ndarray:
+def hand_projection(tiny, relion_angles, extra=()) -> np.ndarray:
     """Shadows of the recipe's sample at RELION poses, from the Gaussian formula and scipy alone."""
     from toolkit.recipes.builders import build_data
     from toolkit.recipes.loader import load_recipe
 
-    recipe = load_recipe(recipes_dir / "f_orientation.yaml", recipe_overrides)
+    recipe = load_recipe(tiny[0], tiny[1] + list(extra))
     source = build_data(recipe).source
     centers = np.asarray(source.sample.centers, np.float64)
     weights = np.asarray(source.sample.weights, np.float64)
@@ -58,17 +56,8 @@ def hand_projection(recipe_overrides, recipes_dir, relion_angles) -> np.ndarray:
     return np.asarray(images) / source.intensity_scale
 
 
-def test_simulated_particles_are_shadows_at_their_relion_angles(tmp_path, recipes_dir):
-    result = invoke(
-        "simulate",
-        recipes_dir / "f_orientation.yaml",
-        *sets(TINY_ORIENTATION),
-        "--count",
-        5,
-        "--out",
-        tmp_path,
-    )
-    assert result.exit_code == 0, result.output
+def test_simulated_particles_are_shadows_at_their_relion_angles(tmp_path, tiny_f_orientation):
+    simulate(tiny_f_orientation, 5, tmp_path)
     assert (tmp_path / "particles.png").stat().st_size > 0
     with mrcfile.open(tmp_path / "particles.mrcs", permissive=False) as stack:
         assert stack.is_image_stack() and stack.data.shape == (5, 16, 16)
@@ -79,21 +68,12 @@ def test_simulated_particles_are_shadows_at_their_relion_angles(tmp_path, recipe
     assert list(particles["rlnImageName"]) == [f"{i:06d}@particles.mrcs" for i in range(1, 6)]
     assert float(optics["rlnImagePixelSize"][0]) == 2.0 and int(optics["rlnImageSize"][0]) == 16
     angles = particles[["rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi"]].to_numpy()
-    expected = hand_projection(TINY_ORIENTATION, recipes_dir, angles)
+    expected = hand_projection(tiny_f_orientation, angles)
     np.testing.assert_allclose(images, expected, atol=2e-4 * expected.max())
 
 
-def test_simulated_ctf_is_the_one_the_star_file_states(tmp_path, recipes_dir, ctf_reference):
-    result = invoke(
-        "simulate",
-        recipes_dir / "f_orientation.yaml",
-        *sets(TINY_ORIENTATION + CTF),
-        "--count",
-        4,
-        "--out",
-        tmp_path,
-    )
-    assert result.exit_code == 0, result.output
+def test_simulated_ctf_is_the_one_the_star_file_states(tmp_path, tiny_f_orientation, ctf_reference):
+    simulate(tiny_f_orientation, 4, tmp_path, CTF)
     images = mrcfile.read(tmp_path / "particles.mrcs")
     star = starfile.read(tmp_path / "particles.star")
     particles, optics = star["particles"], star["optics"]
@@ -103,7 +83,7 @@ def test_simulated_ctf_is_the_one_the_star_file_states(tmp_path, recipes_dir, ct
     )
     assert (particles["rlnDefocusU"] - particles["rlnDefocusV"]).between(0, 400).all()
     angles = particles[["rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi"]].to_numpy()
-    clean = hand_projection(TINY_ORIENTATION + CTF, recipes_dir, angles)
+    clean = hand_projection(tiny_f_orientation, angles, CTF)
     for image, truth, (_, row) in zip(images, clean, particles.iterrows(), strict=True):
         transfer = ctf_reference.ctf(
             16,
@@ -120,31 +100,18 @@ def test_simulated_ctf_is_the_one_the_star_file_states(tmp_path, recipes_dir, ct
 
 
 @pytest.fixture(scope="module")
-def orientation_run(tmp_path_factory, recipes_dir):
+def orientation_run(tmp_path_factory, tiny_f_orientation):
     out = tmp_path_factory.mktemp("runs") / "orientation"
-    result = invoke(
-        "run", recipes_dir / "f_orientation.yaml", *sets(TINY_ORIENTATION), "--out", out, "--quiet"
-    )
+    result = invoke("run", tiny_f_orientation[0], *sets(tiny_f_orientation[1]), "--out", out, "--quiet")
     assert result.exit_code == 0, result.output
     return out
 
 
-def test_infer_writes_the_models_poses_and_scores_them(tmp_path, recipes_dir, orientation_run):
+def test_infer_writes_the_models_poses_and_scores_them(tmp_path, tiny_f_orientation, orientation_run):
     import tensorflow as tf
 
     particles = tmp_path / "particles"
-    assert (
-        invoke(
-            "simulate",
-            recipes_dir / "f_orientation.yaml",
-            *sets(TINY_ORIENTATION),
-            "--count",
-            7,
-            "--out",
-            particles,
-        ).exit_code
-        == 0
-    )
+    simulate(tiny_f_orientation, 7, particles)
     out = tmp_path / "poses" / "predicted.star"
     out.parent.mkdir()
     result = invoke("infer", orientation_run, particles / "particles.star", "--out", out, "--batch-size", 3)
@@ -179,20 +146,11 @@ def test_infer_reads_a_bare_stack(tmp_path, orientation_run):
     assert len(star["particles"]) == 3 and float(star["optics"]["rlnImagePixelSize"][0]) == 1.5
 
 
-def test_bad_particle_input_exits_2_with_one_line_and_keeps_files(tmp_path, recipes_dir, orientation_run):
+def test_bad_particle_input_exits_2_with_one_line_and_keeps_files(
+    tmp_path, recipes_dir, tiny_f_orientation, orientation_run
+):
     simulated = tmp_path / "sim"
-    assert (
-        invoke(
-            "simulate",
-            recipes_dir / "f_orientation.yaml",
-            *sets(TINY_ORIENTATION),
-            "--count",
-            2,
-            "--out",
-            simulated,
-        ).exit_code
-        == 0
-    )
+    simulate(tiny_f_orientation, 2, simulated)
     star_text = (simulated / "particles.star").read_text()
     wrong_size = tmp_path / "big.mrcs"
     with mrcfile.new(wrong_size) as handle:

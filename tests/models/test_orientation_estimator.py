@@ -35,15 +35,20 @@ def test_loss_is_the_squared_chordal_distance_which_is_4_1_minus_cos():
 
 
 def test_geodesic_metrics_match_scipy():
-    model, data = estimator(), batch(40, seed=1)
-    metrics = evaluate_orientation(model, data, batch_size=16)
-    predicted = model(data["images"]).numpy()[:, 0]
-    errors = np.degrees(
-        (Rotation.from_matrix(predicted).inv() * Rotation.from_matrix(data["rotations"][:, 0])).magnitude()
-    )
-    np.testing.assert_allclose(metrics["val_median_error_deg"], np.median(errors), rtol=1e-5)
-    np.testing.assert_allclose(metrics["val_mean_error_deg"], errors.mean(), rtol=1e-5)
-    np.testing.assert_allclose(metrics["val_within_15_deg"], np.mean(errors < 15))
+    data = batch(40, seed=1)
+    built = estimator()
+    built(data["images"][:1])
+    for model in (built, estimator()):  # then a model not built yet: evaluation must build it
+        metrics = evaluate_orientation(model, data, batch_size=16)
+        predicted = model(data["images"]).numpy()[:, 0]
+        errors = np.degrees(
+            (
+                Rotation.from_matrix(predicted).inv() * Rotation.from_matrix(data["rotations"][:, 0])
+            ).magnitude()
+        )
+        np.testing.assert_allclose(metrics["val_median_error_deg"], np.median(errors), rtol=1e-5)
+        np.testing.assert_allclose(metrics["val_mean_error_deg"], errors.mean(), rtol=1e-5)
+        np.testing.assert_allclose(metrics["val_within_15_deg"], np.mean(errors < 15))
 
 
 def test_fit_learns_a_fixed_orientation_and_saves(tmp_path):
@@ -59,22 +64,12 @@ def test_fit_learns_a_fixed_orientation_and_saves(tmp_path):
     np.testing.assert_allclose(loaded(data["images"]).numpy(), model(data["images"]).numpy(), atol=1e-6)
 
 
-def test_orientation_recipe_trains_and_exports_poses(tmp_path, recipes_dir):
+def test_orientation_recipe_trains_and_exports_poses(tmp_path, tiny_f_orientation):
     import tensorflow as tf
 
     from toolkit.run import load_run, run
 
-    tiny = [
-        "data.image_size=16",
-        "data.validation_size=8",
-        "model.encoder.filters=[4]",
-        "model.encoder.units=8",
-        "model.head.hidden_units=[8]",
-        "train.global_batch_size=4",
-        "train.epochs=1",
-        "train.steps_per_epoch=2",
-    ]
-    summary = run(recipes_dir / "f_orientation.yaml", tiny, tmp_path / "run", quiet=True)
+    summary = run(*tiny_f_orientation, tmp_path / "run", quiet=True)
     assert 0 <= summary["val_median_error_deg"] <= 180 and summary["steps"] == 2
     assert (tmp_path / "run" / "figures" / "orientation_errors.png").exists()
     _, data, model, _, _ = load_run(tmp_path / "run")

@@ -2,8 +2,29 @@
 
 from __future__ import annotations
 
+import functools
+import weakref
+
 import numpy as np
 import tensorflow as tf
+
+
+def compiled_per_model(function):
+    """`function(model, *args)` run as one tf.function per model.
+
+    One tf.function taking the model as an argument would retrace for every new model, and
+    could not create the variables of a model not yet built after its first trace.
+    """
+    functions = weakref.WeakKeyDictionary()
+
+    @functools.wraps(function)
+    def call(model, *args):
+        if model not in functions:
+            owner = weakref.ref(model)  # the compiled function must not keep its model alive
+            functions[model] = tf.function(lambda *a: function(owner(), *a), reduce_retracing=True)
+        return functions[model](*args)
+
+    return call
 
 
 def batches(arrays: dict, size: int):
@@ -56,12 +77,12 @@ def evaluate(model, validation: dict, batch_size: int = 256, max_val: float = 1.
     return out
 
 
-@tf.function(reduce_retracing=True)
+@compiled_per_model
 def loss_terms(model, batch):
     return model.loss_terms(batch, training=False)
 
 
-@tf.function(reduce_retracing=True)
+@compiled_per_model
 def decode_prior(model, condition):
     latent = tf.zeros([tf.shape(condition)[0], model.latent.latent_dim])
     return model.decode(latent, condition)
@@ -74,7 +95,7 @@ def reconstruct(model, inputs: dict) -> np.ndarray:
     ].numpy()
 
 
-@tf.function(reduce_retracing=True)
+@compiled_per_model
 def predict_rotations(model, images):
     return model(images, training=False)
 
