@@ -195,3 +195,17 @@ def test_a_vae_run_has_no_orientation_to_infer(tmp_path, tiny_f_shadow):
         handle.set_data(np.zeros((1, 16, 16), np.float32))
     result = invoke("infer", run_dir, stack, "--out", tmp_path / "p.star")
     assert result.exit_code == 2 and "has no `orientation` signature" in result.output
+
+
+def test_the_cryoem_recipe_trains_on_ctf_modulated_noisy_shadows(tmp_path, recipes_dir, tiny_f_orientation):
+    from toolkit.recipes.builders import build_data
+    from toolkit.recipes.loader import load_recipe
+    from toolkit.run import run
+
+    recipe = recipes_dir / "f_orientation_cryoem.yaml"
+    validation = build_data(load_recipe(recipe, tiny_f_orientation[1])).validation
+    defocus = validation["defocus"].reshape(-1, 3)
+    assert np.all((defocus[:, :2] >= 5000 - 150) & (defocus[:, :2] <= 10000 + 150))
+    assert np.all(defocus[:, 0] - defocus[:, 1] <= 300 + 1e-3)
+    summary = run(recipe, tiny_f_orientation[1], tmp_path / "run", quiet=True)
+    assert summary["steps"] == 2 and np.isfinite(summary["val_median_error_deg"])
