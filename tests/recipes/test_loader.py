@@ -197,6 +197,18 @@ def test_base_loop_and_missing_base(tmp_path):
     assert "base: recipe 'gone.yaml' not found" in error
 
 
+def test_a_type_override_replaces_its_section_in_any_order(tmp_path):
+    path = write(tmp_path, F_SHADOW)
+    for overrides in (
+        ["model.sampler.type=Dense", "model.sampler.use_bias=false", "data.sequence_length=1"],
+        ["model.sampler.use_bias=false", "model.sampler.type=Dense", "data.sequence_length=1"],
+    ):
+        assert load_recipe(path, overrides)["model"]["sampler"] == {"type": "Dense", "use_bias": False}
+    # The same type keeps the section's other keys.
+    sampler = load_recipe(path, ["model.sampler.type=LSTMSampler"])["model"]["sampler"]
+    assert sampler == load_recipe(path)["model"]["sampler"]
+
+
 def test_overrides_are_typed_and_validated(tmp_path):
     path = write(tmp_path, F_SHADOW)
     recipe = load_recipe(path, ["model.latent_dim=8", "train.learning_rate=1e-4", "data.snr=0.1"])

@@ -91,10 +91,15 @@ def parse_override(text: str) -> tuple[list[str], object]:
 
 
 def apply_overrides(data: dict, overrides) -> dict:
-    """Set every `key.path=value` into a copy of the raw recipe, creating mappings as needed."""
+    """Set every `key.path=value` into a copy of the raw recipe, creating mappings as needed.
+
+    As with `base:`, a new `type` replaces the whole mapping that holds it (the old type's
+    keys would not fit), so type changes are applied first and the other overrides on top.
+    """
     out = copy.deepcopy(data)
-    for text in overrides:
-        keys, value = parse_override(text)
+    parsed = [(text, *parse_override(text)) for text in overrides]
+    parsed.sort(key=lambda item: item[1][-1] != "type")  # stable: type changes first
+    for text, keys, value in parsed:
         node = out
         for depth, key in enumerate(keys[:-1]):
             child = node.get(key)
@@ -104,6 +109,8 @@ def apply_overrides(data: dict, overrides) -> dict:
                 path = ".".join(keys[: depth + 1])
                 raise RecipeError([f"--set {text!r}: {path} is a {type(child).__name__}, not a section"])
             node = child
+        if keys[-1] == "type" and node.get("type", value) != value:
+            node.clear()
         node[keys[-1]] = value
     return out
 
