@@ -24,7 +24,13 @@ from toolkit.recipes.builders import build_data, build_model, build_strategy
 from toolkit.recipes.loader import load_recipe
 from toolkit.training.checkpoints import list_checkpoints, restore_checkpoint, variable_values
 from toolkit.training.evaluate import orientation_errors, reconstruct
-from toolkit.training.loop import build_for_training, make_optimizer, share_from_chief, train
+from toolkit.training.loop import (
+    build_for_training,
+    check_same_recipe,
+    make_optimizer,
+    share_from_chief,
+    train,
+)
 from toolkit.training.metrics import read_metrics
 
 log = logging.getLogger("toolkit")
@@ -102,6 +108,7 @@ def setup(recipe: dict):
     """Strategy, data, model and optimizer for a recipe, with every variable created."""
     tf.config.experimental.enable_op_determinism()
     strategy = build_strategy(recipe["strategy"])
+    check_same_recipe(strategy, recipe)
     data = build_data(recipe)
     with strategy.scope():
         model = build_model(recipe, data)

@@ -79,3 +79,17 @@ def test_killed_workers_resume_from_the_chief_checkpoint(runs, longer_recipe, re
     runs.assert_same_weights(weights[1], weights[0])
     runs.assert_same_metrics(out, reference_run, rtol=1e-4)
     assert [s for s, _ in list_checkpoints(out / "checkpoints")] == [9, 12]
+
+
+def test_workers_with_different_recipes_refuse_to_train(runs, tiny_f_shadow, tmp_path):
+    path, overrides = tiny_f_shadow
+    sets = runs.as_sets(overrides + ["strategy.type=multi_worker"])
+    differs = [[], ["--set", "train.learning_rate=0.002"]]  # one override more on worker 1
+    out = tmp_path / "run"
+    processes = start_workers(runs, lambda i: [path, *sets, *differs[i], "--out", out])
+    for code, _, stderr in (runs.finish(p, timeout=120) for p in processes):
+        lines = [line for line in stderr.splitlines() if line.startswith("error:")]
+        assert code == 2 and len(lines) == 1 and "the workers resolved 2 different recipes" in lines[0], (
+            stderr
+        )
+    assert not out.exists()  # refused before the run directory was made

@@ -8,6 +8,8 @@ are the same for one replica or many.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -127,6 +129,35 @@ def distribute(strategy, dataset: tf.data.Dataset):
 def empty_epoch_state(terms: int = 2) -> dict:
     """Running sums of the loss terms and step count of a partly done epoch, as checkpointed."""
     return {"epoch_sums": np.zeros(terms), "epoch_steps": np.zeros((), np.int64)}
+
+
+def recipe_fingerprint(recipe: dict) -> int:
+    """A 48-bit hash of a resolved recipe (exact in int64 and float64 alike)."""
+    text = json.dumps(recipe, sort_keys=True, default=str)
+    return int(hashlib.sha256(text.encode()).hexdigest()[:12], 16)
+
+
+def check_same_recipe(strategy, recipe: dict) -> None:
+    """Raise RunError on every worker when the workers of a multi-worker run resolved different recipes.
+
+    Call before any variable exists: workers building different models would otherwise hang
+    or fail inside a collective with no word of the cause.
+    """
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return
+    mine = tf.constant([recipe_fingerprint(recipe)], tf.int64)
+
+    def replica():
+        return tf.distribute.get_replica_context().all_gather(mine, axis=0)
+
+    gathered = strategy.experimental_local_results(tf.function(lambda: strategy.run(replica))())[0]
+    fingerprints = gathered.numpy().tolist()
+    if len(set(fingerprints)) > 1:
+        raise RunError(
+            f"the workers resolved {len(set(fingerprints))} different recipes (one per worker: "
+            f"{', '.join(f'{f:012x}' for f in fingerprints)}); give every worker the same recipe "
+            "and --set overrides"
+        )
 
 
 def share_from_chief(strategy, model, optimizer, step: int, epoch_state: dict) -> tuple[int, dict]:
