@@ -58,3 +58,30 @@ def test_run_log_and_tensorboard_of_a_quiet_run(reference_run):
     width, height = (int(x) for x in images[0][1].tensor.string_val[:2])
     assert (width, height) == (32, 16)  # truth and reconstruction side by side
     assert len(images[0][1].tensor.string_val) == 2 + 4  # four examples
+
+
+def summary_steps(run_dir) -> dict:
+    """Every TensorBoard scalar tag of a run and the steps it was written at, in file order."""
+    seen = defaultdict(list)
+    for path in sorted((run_dir / "tensorboard").glob("events.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                seen[value.tag].append(event.step)
+    return seen
+
+
+def test_a_resumed_log_drops_what_the_crash_left_past_its_checkpoint(tmp_path):
+    from toolkit.training.metrics import MetricsLog, read_metrics
+
+    first = MetricsLog(tmp_path)
+    for step in (4, 8):  # epochs 1 and 2 logged, then a crash after the checkpoint of step 6
+        first.write({"epoch": step // 4, "step": step, "train_loss": float(step)})
+    first.close()
+    with open(next((tmp_path / "tensorboard").glob("events.*")), "ab") as events:
+        events.write(b"\x10\x00\x00")  # and a record cut short
+    resumed = MetricsLog(tmp_path, start_step=6)
+    for step in (8, 12):
+        resumed.write({"epoch": step // 4, "step": step, "train_loss": float(step) + 0.5})
+    resumed.close()
+    assert [row["step"] for row in read_metrics(tmp_path / "metrics.csv")] == ["4", "8", "12"]
+    assert summary_steps(tmp_path)["train_loss"] == [4, 8, 12]

@@ -225,7 +225,7 @@ def train(
     weights = model.term_weights
     iterator = distribute(strategy, training_dataset(model, data, batch_size, config["seed"], start_step))
     train_step = make_train_step(model, optimizer, strategy, batch_size)
-    log = MetricsLog(run_dir, enabled=is_chief)
+    log = MetricsLog(run_dir, enabled=is_chief, start_step=start_step)
     saved = [start_step] if start_step else []
 
     def checkpoint(step, state):
@@ -248,7 +248,6 @@ def train(
     train_seconds, trained = 0.0, 0
     step = start_step
     try:
-        log.truncate_after(start_step)
         while step < total:
             epoch = step // steps_per_epoch
             if progress is not None:

@@ -10,21 +10,28 @@ import tensorflow as tf
 
 
 class MetricsLog:
-    """Append one row per epoch to `metrics.csv` and the same scalars to TensorBoard."""
+    """Append one row per epoch to `metrics.csv` and the same scalars to TensorBoard.
 
-    def __init__(self, run_dir: Path, enabled: bool = True):
+    A run resumed at `start_step` first drops the rows and TensorBoard events past that step,
+    written before the crash, so the epochs it repeats appear once.
+    """
+
+    def __init__(self, run_dir: Path, enabled: bool = True, start_step: int = 0):
         self.path = run_dir / "metrics.csv"
         self.enabled = enabled
-        self.writer = tf.summary.create_file_writer(str(run_dir / "tensorboard")) if enabled else None
+        self.writer = None
+        if enabled:
+            self._truncate_after(start_step)
+            self.writer = tf.summary.create_file_writer(str(run_dir / "tensorboard"))
 
-    def truncate_after(self, step: int) -> None:
-        """Drop rows past `step`, so a resumed run rewrites the epochs it repeats."""
-        if not self.enabled or not self.path.exists():
-            return
-        rows = read_metrics(self.path)
-        kept = [r for r in rows if int(r["step"]) <= step]
-        if len(kept) != len(rows):
-            write_rows(self.path, kept)
+    def _truncate_after(self, step: int) -> None:
+        if self.path.exists():
+            rows = read_metrics(self.path)
+            kept = [r for r in rows if int(r["step"]) <= step]
+            if len(kept) != len(rows):
+                write_rows(self.path, kept)
+        for events in sorted((self.path.parent / "tensorboard").glob("events.*")):
+            drop_events_after(events, step)
 
     def write(self, row: dict) -> None:
         if not self.enabled:
@@ -47,6 +54,28 @@ class MetricsLog:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.flush()
+
+
+def drop_events_after(path: Path, step: int) -> None:
+    """Rewrite a TensorBoard event file without its summaries past `step` (atomically)."""
+    events, complete = [], True
+    try:
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            events.append(event)
+    except tf.errors.DataLossError:
+        complete = False  # a record cut short by the crash: keep what came before it
+    kept = [e for e in events if e.step <= step or not e.HasField("summary")]
+    if complete and len(kept) == len(events):
+        return
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        with tf.io.TFRecordWriter(str(temporary)) as writer:  # event files are TFRecord files
+            for event in kept:
+                writer.write(event.SerializeToString())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def read_metrics(path: Path) -> list[dict]:
