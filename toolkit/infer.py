@@ -17,7 +17,8 @@ import tensorflow as tf
 from toolkit.errors import RunError
 from toolkit.geometry import geodesic_angle, matrix_to_relion, relion_to_matrix
 from toolkit.io.mrc import MrcFormatError, read_stack
-from toolkit.io.star import StarFormatError, image_name, read_particles, write_particles
+from toolkit.io.particles import image_name, read_particles, write_particles
+from toolkit.io.star import StarFormatError
 
 log = logging.getLogger("toolkit")
 

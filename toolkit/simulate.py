@@ -15,7 +15,7 @@ from toolkit.data.shadows import SIMULATE_STREAM
 from toolkit.errors import RunError
 from toolkit.geometry import matrix_to_relion
 from toolkit.io.mrc import write_stack
-from toolkit.io.star import image_name, write_particles
+from toolkit.io.particles import image_name, write_particles
 
 STACK_NAME, STAR_NAME, PREVIEW_NAME = "particles.mrcs", "particles.star", "particles.png"
 

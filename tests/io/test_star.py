@@ -1,18 +1,12 @@
-"""STAR reading and writing against the starfile package as the independent truth."""
+"""STAR files and particle tables, read and written, against the starfile package as the independent truth."""
 
 import numpy as np
 import pandas as pd
 import pytest
 import starfile
 
-from toolkit.io.star import (
-    StarFormatError,
-    image_name,
-    read_particles,
-    read_star,
-    write_particles,
-    write_star,
-)
+from toolkit.io.particles import image_name, read_particles, write_particles
+from toolkit.io.star import StarFormatError, read_star, write_star
 
 TRICKY_FLOATS = [0.1, 1 / 3, 1e-8, -123.456]
 

@@ -1,4 +1,4 @@
-"""RELION STAR files: data blocks as numpy columns, and particle tables joined with their optics groups.
+"""RELION STAR files: data blocks as numpy columns (`toolkit.io.particles` reads particle tables).
 
 Reading types each column from its text: int64 when every value is an integer literal, float64 when every
 value is a float literal, else an object array of str (so a string column of digits reads back as numbers).
@@ -10,7 +10,6 @@ import os
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,23 +21,14 @@ _FIELD = re.compile(r"""(?:"(.*?)"|'(.*?)')(?=\s|$)|(#.*)|(\S+)""")
 _NOT_A_NUMBER = re.compile(r"[\s_]")
 # A string written without quotes must not read back as a comment, a label, a quote or a block keyword.
 _BARE_WORD = re.compile(r"(?!data_|loop_)[^\s\"'#_]\S*")
-_IMAGE_NAME = re.compile(r"(\d+)@(.+)", re.ASCII)
-_CTF_LABELS = {
-    "defocus_u": "rlnDefocusU",
-    "defocus_v": "rlnDefocusV",
-    "defocus_angle": "rlnDefocusAngle",
-    "voltage": "rlnVoltage",
-    "spherical_aberration": "rlnSphericalAberration",
-    "amplitude_contrast": "rlnAmplitudeContrast",
-}
-_OPTICS_CTF_KEYS = ("voltage", "spherical_aberration", "amplitude_contrast")
 
 
 class StarFormatError(ValueError):
     """A STAR file is missing or malformed, or lacks a column a caller needs."""
 
 
-def _error(path: Path, message: str, line: int | None = None) -> StarFormatError:
+def star_error(path: Path, message: str, line: int | None = None) -> StarFormatError:
+    """The error of `path`, at `line` when given, on one line."""
     where = f" line {line}:" if line is not None else ""
     return StarFormatError(f"{path}:{where} {message}")
 
@@ -48,9 +38,9 @@ def _read_text(path: Path) -> str:
         with open(path, encoding="utf-8-sig") as file:  # universal newlines turn CRLF into LF
             return file.read()
     except (FileNotFoundError, IsADirectoryError):
-        raise _error(path, "no such file (or it is a folder); check the path") from None
+        raise star_error(path, "no such file (or it is a folder); check the path") from None
     except UnicodeDecodeError as error:
-        raise _error(path, f"byte {error.start} is not UTF-8 text; is this a STAR file?") from None
+        raise star_error(path, f"byte {error.start} is not UTF-8 text; is this a STAR file?") from None
 
 
 def _split_fields(path: Path, line: str, number: int) -> list[str]:
@@ -64,7 +54,7 @@ def _split_fields(path: Path, line: str, number: int) -> list[str]:
         if bare is None:
             fields.append(double if double is not None else single)
         elif bare[0] in "\"'":
-            raise _error(path, f"unterminated quote in {bare!r}; close it before a space", number)
+            raise star_error(path, f"unterminated quote in {bare!r}; close it before a space", number)
         else:
             fields.append(bare)
     return fields
@@ -84,7 +74,7 @@ def _typed_array(values: list[str]) -> np.ndarray:
     return strings
 
 
-def _parse(path: Path) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, list[int]]]:
+def parse_blocks(path: Path) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, list[int]]]:
     """Typed blocks and, per block, the line number of each loop row (or of the first key-value pair)."""
     text = _read_text(path)
     blocks: dict[str, dict[str, list[str]]] = {}
@@ -99,40 +89,48 @@ def _parse(path: Path) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, list
         if first.startswith("data_"):
             block, loop_columns = first[5:], None
             if block in blocks:
-                raise _error(path, f"a second data_{block} block; give every block its own name", number)
+                raise star_error(path, f"a second data_{block} block; give every block its own name", number)
             blocks[block], row_lines[block] = {}, []
             continue
         if block is None:
             what = "column label" if first[0] == "_" else "text"
-            raise _error(path, f"{what} {first!r} outside a data block; add a data_NAME line above", number)
+            raise star_error(
+                path, f"{what} {first!r} outside a data block; add a data_NAME line above", number
+            )
         columns, lines = blocks[block], row_lines[block]
         if first == "loop_":
             if columns:
-                raise _error(path, f"data_{block} already has columns; start a new data_ block", number)
+                raise star_error(path, f"data_{block} already has columns; start a new data_ block", number)
             loop_columns = []
             continue
         fields = _split_fields(path, stripped, number)
         if first[0] == "_":
             label = fields[0][1:]
             if label in columns:
-                raise _error(path, f"column _{label} appears twice in data_{block}; remove one", number)
+                raise star_error(path, f"column _{label} appears twice in data_{block}; remove one", number)
             if loop_columns is not None and lines:
-                raise _error(path, f"_{label} after the loop rows of data_{block}; start a new block", number)
+                raise star_error(
+                    path, f"_{label} after the loop rows of data_{block}; start a new block", number
+                )
             if loop_columns is not None:
                 if len(fields) != 1:
-                    raise _error(path, f"loop label _{label} has a value; values go on the rows", number)
+                    raise star_error(path, f"loop label _{label} has a value; values go on the rows", number)
                 loop_columns.append(columns.setdefault(label, []))
             elif len(fields) != 2:
                 count = len(fields) - 1
-                raise _error(path, f"{count} values for _{label}; write _LABEL VALUE, quoting spaces", number)
+                raise star_error(
+                    path, f"{count} values for _{label}; write _LABEL VALUE, quoting spaces", number
+                )
             else:
                 columns[label] = [fields[1]]
                 lines[:] = lines or [number]
         elif not loop_columns:
-            raise _error(path, f"value {first!r} outside a loop; list _LABEL lines after loop_ first", number)
+            raise star_error(
+                path, f"value {first!r} outside a loop; list _LABEL lines after loop_ first", number
+            )
         elif len(fields) != len(loop_columns):
             message = f"{len(fields)} values for {len(loop_columns)} columns; quote values with spaces"
-            raise _error(path, message, number)
+            raise star_error(path, message, number)
         else:
             for column, value in zip(loop_columns, fields):
                 column.append(value)
@@ -156,7 +154,7 @@ def read_star(path: str | os.PathLike) -> dict[str, dict[str, np.ndarray]]:
     Raises:
         StarFormatError: the file is missing or malformed; the message names the line.
     """
-    return _parse(Path(path))[0]
+    return parse_blocks(Path(path))[0]
 
 
 def _quote(text: str) -> str:
@@ -255,225 +253,3 @@ def write_star(path: str | os.PathLike, blocks: Mapping[str, Mapping], overwrite
             lines += _loop_lines(str(name), columns)
         lines.append("")
     return _write_atomically(Path(path), "\n".join(lines) + "\n", overwrite)
-
-
-@dataclass(frozen=True, eq=False)
-class Particles:
-    """The particles of a RELION STAR file, with values taken from each particle's optics group.
-
-    Attributes:
-        image_names: the _rlnImageName values as written, e.g. "000001@particles.mrcs".
-        image_indices: int64 [N], 0-based slice of each particle in its stack ("000001@" -> 0).
-        stack_paths: the stack of each particle, joined to the STAR file's folder when relative.
-        angles: float64 [N, 3] RELION rot, tilt, psi in degrees (a missing one is 0); None without any.
-        pixel_size: float64 [N] Angstrom/pixel; 0.0 where the file gives none.
-        ctf: float64 [N] arrays defocus_u, defocus_v (Angstrom), defocus_angle (degrees), voltage (kV),
-            spherical_aberration (mm), amplitude_contrast; a missing defocus_v equals defocus_u, a missing
-            defocus_angle is 0 and other missing fields are NaN. None without _rlnDefocusU.
-        origins: float64 [N, 2] x, y shift in Angstrom (NaN for pixel shifts without a pixel size); None
-            without origin columns.
-    """
-
-    image_names: list[str]
-    image_indices: np.ndarray
-    stack_paths: list[Path]
-    angles: np.ndarray | None
-    pixel_size: np.ndarray
-    ctf: dict[str, np.ndarray] | None
-    origins: np.ndarray | None
-
-
-def _optics_rows(path: Path, particles: dict, optics: dict, lines: list[int], count: int) -> np.ndarray:
-    """The data_optics row of each particle's optics group."""
-    n_groups = len(next(iter(optics.values())))
-    groups = optics.get("rlnOpticsGroup", np.arange(1, n_groups + 1))
-    row_of_group = {group: row for row, group in enumerate(groups.tolist())}
-    if "rlnOpticsGroup" not in particles:
-        if n_groups == 1:
-            return np.zeros(count, np.int64)
-        raise _error(path, f"no _rlnOpticsGroup column to choose among {n_groups} optics groups")
-    particle_groups = particles["rlnOpticsGroup"]
-    rows = np.empty(count, np.int64)
-    for group in np.unique(particle_groups).tolist():
-        members = particle_groups == group
-        if group not in row_of_group:
-            known = ", ".join(map(str, row_of_group)) or "none"
-            message = f"optics group {group} has no row in data_optics (groups there: {known}); add or fix it"
-            raise _error(path, message, lines[int(np.argmax(members))])
-        rows[members] = row_of_group[group]
-    return rows
-
-
-def read_particles(path: str | os.PathLike) -> Particles:
-    """Read a RELION particle STAR file: 3.1+ (data_optics and data_particles) or 3.0 (a single loop).
-
-    Args:
-        path: the STAR file.
-
-    Returns:
-        The particles of data_particles, or else of the first block with an _rlnImageName column.
-
-    Raises:
-        StarFormatError: the file is missing or malformed, no block has _rlnImageName, an image name is not
-            "N@stack" with N >= 1, a particle's optics group has no row in data_optics, or a numeric column
-            holds text.
-    """
-    path = Path(path)
-    blocks, row_lines = _parse(path)
-    holders = [name for name, columns in blocks.items() if "rlnImageName" in columns]
-    if not holders:
-        found = ", ".join(f"data_{name}" for name in blocks) or "none"
-        raise _error(path, f"no block has _rlnImageName (blocks found: {found}); pass a particle STAR file")
-    name = "particles" if "particles" in holders else holders[0]
-    particles, lines = blocks[name], row_lines[name]
-    image_names = [str(value) for value in particles["rlnImageName"].tolist()]
-    count = len(image_names)
-    image_indices = np.empty(count, np.int64)
-    folder, stack_of = path.absolute().parent, {}
-    stack_paths = []
-    for i, image in enumerate(image_names):
-        match = _IMAGE_NAME.fullmatch(image)
-        if match is None or int(match[1]) < 1:
-            raise _error(path, f"bad image name {image!r}; write it as N@STACK with slice N >= 1", lines[i])
-        image_indices[i] = int(match[1]) - 1
-        stack_paths.append(stack_of.setdefault(match[2], folder / match[2]))  # "/" keeps absolute paths
-    optics = blocks.get("optics") if name != "optics" else None
-    optics_rows = _optics_rows(path, particles, optics, lines, count) if optics else None
-
-    def column(label: str, default: float | None = None) -> np.ndarray | None:
-        """Float64 values from each particle's row or optics group; default (or None) if absent."""
-        if label in particles:
-            values = particles[label]
-        elif optics_rows is not None and label in optics:
-            values = optics[label][optics_rows]
-        else:
-            return None if default is None else np.full(count, default)
-        try:
-            return values.astype(np.float64)
-        except ValueError:
-            raise _error(path, f"_{label} holds text; it must be numeric") from None
-
-    def stacked(*labels: str) -> np.ndarray | None:
-        """[N, len(labels)] values, 0 for a missing label; None if all are missing."""
-        if all(column(label) is None for label in labels):
-            return None
-        return np.stack([column(label, 0.0) for label in labels], axis=1)
-
-    angles = stacked("rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi")
-    pixel_size = column("rlnImagePixelSize")
-    if pixel_size is None:  # RELION 3.0: detector pixel in micrometre over magnification
-        detector, magnification = column("rlnDetectorPixelSize"), column("rlnMagnification")
-        if detector is not None and magnification is not None:
-            positive = magnification > 0
-            pixel_size = np.where(positive, detector * 1e4 / np.where(positive, magnification, 1.0), 0.0)
-    if pixel_size is None:
-        pixel_size = np.zeros(count)
-    ctf = None
-    if column("rlnDefocusU") is not None:
-        ctf = {key: column(label, np.nan) for key, label in _CTF_LABELS.items()}
-        if column("rlnDefocusV") is None:
-            ctf["defocus_v"] = ctf["defocus_u"].copy()
-        ctf["defocus_angle"] = column("rlnDefocusAngle", 0.0)
-    origins = stacked("rlnOriginXAngst", "rlnOriginYAngst")
-    pixel_origins = stacked("rlnOriginX", "rlnOriginY")  # RELION 3.0, in pixels
-    if origins is None and pixel_origins is not None:
-        origins = pixel_origins * np.where(pixel_size > 0, pixel_size, np.nan)[:, None]
-    return Particles(image_names, image_indices, stack_paths, angles, pixel_size, ctf, origins)
-
-
-def image_name(index: int, stack: str | os.PathLike) -> str:
-    """RELION's image name of a 0-based slice of a stack: 1-based, zero-padded to 6 digits.
-
-    Args:
-        index: 0-based slice in the stack.
-        stack: the stack file as it should appear in the STAR file.
-
-    Returns:
-        "NNNNNN@stack".
-
-    Raises:
-        ValueError: index is negative.
-
-    Example:
-
-    >>> image_name(0, "particles.mrcs")
-    '000001@particles.mrcs'
-    """
-    if index < 0:
-        raise ValueError(f"image index {index} is negative; indices are 0-based")
-    return f"{int(index) + 1:06d}@{os.fspath(stack)}"
-
-
-def write_particles(
-    path: str | os.PathLike,
-    image_names: Sequence[str],
-    pixel_size: float,
-    image_size: int,
-    angles: np.ndarray | Sequence | None = None,
-    ctf: Mapping[str, float | Sequence] | None = None,
-    extra: Mapping[str, Sequence] | None = None,
-    overwrite: bool = False,
-) -> Path:
-    """Write particles in RELION 3.1 format: data_optics with one optics group, then data_particles.
-
-    Args:
-        path: the STAR file to write; its folder must exist.
-        image_names: "N@stack" per particle (see `image_name`).
-        pixel_size: Angstrom/pixel of the images.
-        image_size: side of the square images in pixels.
-        angles: [N, 3] RELION rot, tilt, psi in degrees. Default value: None (no angle columns).
-        ctf: any of defocus_u, defocus_v, defocus_angle, voltage, spherical_aberration, amplitude_contrast,
-            each a scalar or N values. Voltage, spherical aberration and amplitude contrast go to data_optics
-            when constant, else to data_particles. Default value: None (no CTF columns).
-        extra: more particle columns, label (without leading "_") -> N values, e.g. {"rlnClassNumber": ...}.
-            Default value: None.
-        overwrite: replace an existing file. Default value: False.
-
-    Returns:
-        The path written.
-
-    Raises:
-        FileExistsError: the file exists and overwrite is False (it is left unchanged).
-        ValueError: a bad image name, pixel or image size, unknown CTF key or column length.
-    """
-    names = [str(name) for name in image_names]
-    count = len(names)
-    for name in names:
-        match = _IMAGE_NAME.fullmatch(name)
-        if match is None or int(match[1]) < 1:
-            raise ValueError(f"image name {name!r} is not N@STACK with N >= 1; build it with image_name()")
-    if not pixel_size > 0 or int(image_size) < 1:
-        raise ValueError(f"pixel_size {pixel_size} and image_size {image_size} must be positive")
-    optics = {
-        "rlnOpticsGroup": [1],
-        "rlnOpticsGroupName": ["opticsGroup1"],
-        "rlnImagePixelSize": [float(pixel_size)],
-        "rlnImageSize": [int(image_size)],
-        "rlnImageDimensionality": [2],
-    }
-    particles: dict[str, Sequence] = {"rlnImageName": names, "rlnOpticsGroup": np.ones(count, np.int64)}
-    if angles is not None:
-        angles = np.asarray(angles, np.float64)
-        if angles.shape != (count, 3):
-            raise ValueError(f"angles have shape {angles.shape}; expected ({count}, 3) for {count} particles")
-        particles.update(rlnAngleRot=angles[:, 0], rlnAngleTilt=angles[:, 1], rlnAnglePsi=angles[:, 2])
-    unknown = sorted(set(ctf or {}) - set(_CTF_LABELS))
-    if unknown:
-        raise ValueError(f"unknown CTF keys {unknown}; use {list(_CTF_LABELS)}")
-    for key, label in _CTF_LABELS.items():
-        if ctf is None or key not in ctf:
-            continue
-        given = np.asarray(ctf[key], np.float64)
-        if given.ndim not in (0, 1) or given.ndim == 1 and len(given) != count:
-            raise ValueError(f"ctf[{key!r}] has shape {given.shape}; expected a scalar or {count} values")
-        values = np.broadcast_to(given, (count,))
-        if key in _OPTICS_CTF_KEYS and (given.ndim == 0 or count and np.all(values == values[0])):
-            optics[label] = [float(given.flat[0])]
-        else:
-            particles[label] = values
-    for label, values in (extra or {}).items():
-        label = str(label).removeprefix("_")
-        if label in particles or label in optics:
-            raise ValueError(f"extra column {label} clashes with a column write_particles writes; drop it")
-        particles[label] = values
-    return write_star(path, {"optics": optics, "particles": particles}, overwrite)
