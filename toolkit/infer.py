@@ -118,9 +118,10 @@ def infer(
             f"model reads {size}x{size}; give particles made like its training data"
         )
     rotations = predict(function, spec, particles["images"], batch_size)
-    pixel_size = float(particles["pixel_size"][0]) or 1.0
-    if not particles["pixel_size"][0]:
-        log.warning(f"{input_path}: no pixel size in the header; writing 1.0 Angstrom/pixel")
+    pixel_size = float(particles["pixel_size"][0])
+    if not pixel_size > 0:
+        log.warning(f"{input_path}: no pixel size given; writing 1.0 Angstrom/pixel")
+        pixel_size = 1.0
     angles = matrix_to_relion(rotations).numpy().astype(np.float64)
     try:
         write_particles(

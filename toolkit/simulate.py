@@ -20,21 +20,14 @@ from toolkit.io.particles import image_name, write_particles
 STACK_NAME, STAR_NAME, PREVIEW_NAME = "particles.mrcs", "particles.star", "particles.png"
 
 
-def draw_particles(source, count: int, batch_size: int = 256) -> dict:
+def draw_particles(source, count: int) -> dict:
     """`count` single shadows from a `ShadowData`: images `[N, S, S]`, rotations, defocus (or None)."""
-    per_sequence = source.sequence_length
-    sequences = math.ceil(count / per_sequence)
-    parts = [
-        source.batch(min(batch_size, sequences - start), SIMULATE_STREAM, start // batch_size)
-        for start in range(0, sequences, batch_size)
-    ]
+    drawn = source.draw(math.ceil(count / source.sequence_length), SIMULATE_STREAM)
+    size = source.image_size
 
     def flat(key, item_shape):
-        if key not in parts[0]:
-            return None
-        return np.concatenate([np.reshape(p[key].numpy(), (-1, *item_shape)) for p in parts])[:count]
+        return np.reshape(drawn[key], (-1, *item_shape))[:count] if key in drawn else None
 
-    size = source.image_size
     return {
         "images": flat("images", (size, size)),
         "rotations": flat("rotations", (3, 3)),

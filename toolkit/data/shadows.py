@@ -171,8 +171,12 @@ class ShadowData:
 
     def validation_set(self, count: int, batch_size: int = 256) -> dict:
         """The fixed validation sequences as numpy arrays (a separate random stream)."""
+        return self.draw(count, VALIDATION_STREAM, batch_size)
+
+    def draw(self, count: int, stream: int, batch_size: int = 256) -> dict:
+        """`count` sequences of one random stream as numpy arrays, drawn `batch_size` at a time."""
         parts = [
-            self.batch(min(batch_size, count - start), VALIDATION_STREAM, start // batch_size)
+            self.batch(min(batch_size, count - start), stream, start // batch_size)
             for start in range(0, count, batch_size)
         ]
         return {key: np.concatenate([p[key].numpy() for p in parts]) for key in parts[0]}
