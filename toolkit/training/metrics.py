@@ -67,15 +67,13 @@ def drop_events_after(path: Path, step: int) -> None:
     kept = [e for e in events if e.step <= step or not e.HasField("summary")]
     if complete and len(kept) == len(events):
         return
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
+
+    def write(temporary: Path) -> None:
         with tf.io.TFRecordWriter(str(temporary)) as writer:  # event files are TFRecord files
             for event in kept:
                 writer.write(event.SerializeToString())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+
+    replace_atomically(path, write)
 
 
 def read_metrics(path: Path) -> list[dict]:
@@ -84,14 +82,23 @@ def read_metrics(path: Path) -> list[dict]:
 
 
 def write_rows(path: Path, rows: list[dict]) -> None:
-    """Replace `path` with `rows` atomically (temporary name, then rename)."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
+    """Replace `path` with `rows` atomically."""
+
+    def write(temporary: Path) -> None:
         with open(temporary, "w", newline="") as handle:
             if rows:
                 writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
                 writer.writeheader()
                 writer.writerows(rows)
+
+    replace_atomically(path, write)
+
+
+def replace_atomically(path: Path, write) -> None:
+    """`write(temporary)` beside `path`, then rename it over `path`; a failure leaves `path` unchanged."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        write(temporary)
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
