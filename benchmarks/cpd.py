@@ -9,7 +9,7 @@ forward time of Dense, CPDDense(factored=True) and CPDDense(factored=False), all
 measured in the same run with `tf.function`-compiled forwards.
 
 The accuracy part (`cpd_accuracy.py`) trains a short f_shadow run (or takes `--run-dir`),
-compresses it with `toolkit.compress.compress_run`, fine-tunes, and reports the parameter
+compresses it with `toolkit.runs.compress.compress_run`, fine-tunes, and reports the parameter
 ratio of the compressed layers (target >= 10x) and the relative increase of the validation
 negative ELBO after fine-tuning (target <= 5%), with MSE/SSIM changes and forward times.
 About 5 minutes on 2 CPU cores with the defaults (4 x 100 training steps).

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from toolkit.compress import compress_run, finetune, measure, relative_change, sublayer
-from toolkit.run import load_run
-from toolkit.run import run as run_recipe
+from toolkit.runs.compress import compress_run, finetune, measure, relative_change, sublayer
+from toolkit.runs.directory import load_run
+from toolkit.runs.train import run as run_recipe
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "f_shadow.yaml"
 TARGET_RATIO = 10.0
@@ -44,17 +44,17 @@ def train_short_run(work: Path, epochs: int, steps_per_epoch: int) -> tuple[Path
 
 def control_loss(run_dir: Path, steps: int) -> dict:
     """Validation metrics of the original model trained `steps` more steps (its optimizer restored)."""
-    recipe, data, model, optimizer, step = load_run(run_dir)
-    finetune(model, optimizer, data, recipe, steps, step)
-    return measure(model, data)
+    loaded = load_run(run_dir, with_data=True)
+    finetune(loaded.task, loaded.model, loaded.optimizer, loaded.data, loaded.recipe, steps, loaded.step)
+    return measure(loaded.task, loaded.model, loaded.data)
 
 
 def layer_timings(
     run_dir: Path, compressed_dir: Path, names: list[str], batch: int, time_forward
 ) -> list[dict]:
     """Median forward microseconds of each original Dense layer and its CPDDense replacement."""
-    original = load_run(run_dir)[2]
-    compressed = load_run(compressed_dir)[2]
+    original = load_run(run_dir).model
+    compressed = load_run(compressed_dir).model
     rows = []
     for name in names:
         dense, cpd = sublayer(original, name), sublayer(compressed, name)
@@ -112,9 +112,9 @@ def run_accuracy(
     original, tuned = summary["validation"]["original"], summary["validation"]["finetuned"]
     params = summary["parameters"]
     names = list(summary["layers"])
-    recipe = load_run(run_dir)[0]
-    views = recipe["data"]["sequence_length"] if recipe["data"]["type"] == "shadows" else 1
-    batch = recipe["train"]["global_batch_size"] * views  # the rows a Dense layer sees per step
+    loaded = load_run(run_dir)
+    views = loaded.shapes.sequence_length or 1
+    batch = loaded.recipe["train"]["global_batch_size"] * views  # the rows a Dense layer sees per step
     return {
         "run_dir": str(run_dir),
         "compressed_dir": str(out),

@@ -29,9 +29,9 @@ import tensorflow as tf
 
 from toolkit import geometry
 from toolkit.data.render import render_shadows
-from toolkit.data.shadows import orientation_features
-from toolkit.run import load_run
-from toolkit.run import run as run_recipe
+from toolkit.geometry import orientation_features
+from toolkit.runs.directory import load_run
+from toolkit.runs.train import run as run_recipe
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "f_shadow.yaml"
 REPRESENTATIONS = ("euler", "quaternion", "sixd")
@@ -83,9 +83,9 @@ def measure(args: argparse.Namespace) -> dict:
         started = time.perf_counter()
         run_recipe(RECIPE, overrides, out=work / representation, overwrite=True, quiet=True)
         seconds = time.perf_counter() - started
-        _, data, model, _, _ = load_run(work / representation)
-        near_scores = decoded_scores(model, data.source, near)
-        far_scores = decoded_scores(model, data.source, far)
+        loaded = load_run(work / representation, with_data=True)
+        near_scores = decoded_scores(loaded.model, loaded.data.source, near)
+        far_scores = decoded_scores(loaded.model, loaded.data.source, far)
         results[representation] = {
             "near_lock": near_scores,
             "far_from_lock": far_scores,

@@ -177,7 +177,7 @@ def ours_neg_elbo(model, validation: dict, samples: int, seed: int) -> dict:
         samples: posterior draws of the Monte Carlo estimate.
         seed: seed of those draws.
     """
-    from toolkit.training.evaluate import evaluate
+    from toolkit.tasks.conditional_vae import evaluate
 
     images = validation["images"]
     rng = np.random.default_rng(seed)
@@ -216,19 +216,22 @@ class Example:
 
 
 class Ours:
-    """The recipe's model, data and optimizer from `toolkit.run.setup`, stepped like `training.loop.train`."""
+    """The recipe's model, data and optimizer from `toolkit.runs.setup.Setup`, stepped like `train()`."""
 
     def __init__(self, overrides: list[str]):
-        from toolkit.run import setup
+        from toolkit.runs.setup import Setup
         from toolkit.training.loop import distribute, make_train_step, training_dataset
 
         recipe = load_recipe(RECIPE, overrides)
-        self.strategy, self.data, self.model, optimizer = setup(recipe)
+        setup = Setup(recipe)
+        self.strategy, task, self.data = setup.strategy, setup.task, setup.data()
+        self.model, optimizer = setup.model(self.data.shapes)
         config = recipe["train"]
         self.steps = config["steps_per_epoch"]
-        dataset = training_dataset(self.model, self.data, config["global_batch_size"], config["seed"], 0)
+        batch = config["global_batch_size"]
+        dataset = training_dataset(task, self.model, self.data, batch, config["seed"], 0)
         self.iterator = distribute(self.strategy, dataset)
-        self.train_step = make_train_step(self.model, optimizer, self.strategy, config["global_batch_size"])
+        self.train_step = make_train_step(task, self.model, optimizer, self.strategy, batch)
         self.seconds: list[float] = []
         self.step = 0
 

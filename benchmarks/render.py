@@ -49,16 +49,19 @@ def training_consumption(recipe_path: str, image_size: int, steps: int = 10) -> 
     shadows per step = global batch size * sequence length.
     """
     from toolkit.recipes.loader import load_recipe
-    from toolkit.run import setup
-    from toolkit.training.loop import make_train_step, with_latent_noise
+    from toolkit.runs.setup import Setup
+    from toolkit.training.loop import make_train_step
 
     recipe = load_recipe(recipe_path, [f"data.image_size={image_size}"])
-    strategy, data, model, optimizer = setup(recipe)
+    setup = Setup(recipe)
+    data = setup.data()
+    model, optimizer = setup.model(data.shapes)
+    strategy, task = setup.strategy, setup.task
     batch = recipe["train"]["global_batch_size"]
     fixed = tf.data.Dataset.from_tensors(next(iter(data.train_dataset(batch)))).repeat()
-    dataset = with_latent_noise(fixed, model.latent.latent_dim, 0, 0)
+    dataset = task.training_dataset(model, fixed, 0, 0)
     iterator = iter(strategy.experimental_distribute_dataset(dataset))
-    step = make_train_step(model, optimizer, strategy, batch)
+    step = make_train_step(task, model, optimizer, strategy, batch)
     for _ in range(3):  # trace and warm up
         step(iterator)
     start = time.perf_counter()

@@ -83,10 +83,11 @@ CHILD = textwrap.dedent(
 
 
 def test_exported_endpoints_match_the_model_in_a_tensorflow_only_process(tiny_run, tmp_path):
-    from toolkit.run import load_run
+    from toolkit.runs.directory import load_run
 
     out, _ = tiny_run
-    _, data, model, _, _ = load_run(out)
+    loaded = load_run(out, with_data=True)
+    data, model = loaded.data, loaded.model
     inputs = {k: data.validation[k][:3] for k in ("images", "condition")}
     np.savez(tmp_path / "inputs.npz", **inputs)
     child = subprocess.run(

@@ -12,13 +12,22 @@ from click.testing import CliRunner
 from toolkit.cli import cli
 from toolkit.commands.compress import compress as compress_command
 from toolkit.commands.compress import describe
-from toolkit.compress import build_compressed, compress_run, compressed_recipe, fit_layers, sublayer, transfer
 from toolkit.errors import RecipeError, RunError
 from toolkit.layers import CPDDense, ProjectionDecoder, RotationConditionedEncoder
 from toolkit.layers.cpd_dense import auto_factors
 from toolkit.recipes.loader import load_recipe
-from toolkit.run import load_run, run, setup
-from toolkit.training.evaluate import evaluate
+from toolkit.runs.compress import (
+    build_compressed,
+    compress_run,
+    compressed_recipe,
+    fit_layers,
+    sublayer,
+    transfer,
+)
+from toolkit.runs.directory import load_run
+from toolkit.runs.setup import Setup
+from toolkit.runs.train import run
+from toolkit.tasks.conditional_vae import evaluate
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 #: f_shadow shrunk to seconds; hidden_dense is 7 -> 8 and grid_dense 8 -> 4 * 4 * 8 = 128.
@@ -69,7 +78,7 @@ def cp_params(rank: int, in_features: int, units: int) -> int:
 
 def test_parameter_counts_follow_the_cp_formula(trained, compressed):
     _, summary = compressed
-    original = load_run(trained)[2]
+    original = load_run(trained).model
     assert list(summary["layers"]) == ALL_LAYERS
     before = after = 0
     for name in ALL_LAYERS:
@@ -88,7 +97,8 @@ def test_parameter_counts_follow_the_cp_formula(trained, compressed):
 def test_validation_numbers_are_consistent(trained, compressed):
     _, summary = compressed
     metrics, change = summary["validation"], summary["relative_change"]
-    _, data, original, _, step = load_run(trained)
+    loaded = load_run(trained, with_data=True)
+    data, original, step = loaded.data, loaded.model, loaded.step
     assert metrics["original"]["val_elbo"] == pytest.approx(evaluate(original, data.validation)["val_elbo"])
     for stage in ("original", "compressed", "finetuned"):
         assert metrics[stage]["loss"] == -metrics[stage]["val_elbo"]
@@ -108,7 +118,8 @@ def test_new_run_directory_reloads_with_the_fine_tuned_model(compressed):
         assert (out / name).stat().st_size > 0, name
     recipe = yaml.safe_load((out / "recipe.yaml").read_text())
     assert recipe["model"]["encoder"]["dense_rank"] == recipe["model"]["decoder"]["dense_rank"] == 2
-    _, data, model, _, step = load_run(out)
+    loaded = load_run(out, with_data=True)
+    data, model, step = loaded.data, loaded.model, loaded.step
     assert step == summary["step"]
     for name in ALL_LAYERS:
         layer = sublayer(model, name)
@@ -122,9 +133,10 @@ def test_new_run_directory_reloads_with_the_fine_tuned_model(compressed):
 def test_compressed_layers_stay_within_the_als_error_bound(trained, compressed):
     """||f(x) - f_cp(x)||_F <= ||x||_F ||W - W_cp||_2 <= ||x||_F rel_error ||W||_F (ReLU is 1-Lipschitz)."""
     _, summary = compressed
-    recipe, data, original, _, _ = load_run(trained)
+    loaded = load_run(trained)
+    original = loaded.model
     fits, infos = fit_layers(original, ALL_LAYERS, 2, {})
-    model, _ = build_compressed(compressed_recipe(recipe, ALL_LAYERS, 2), data)
+    model, _ = build_compressed(compressed_recipe(loaded.recipe, ALL_LAYERS, 2), loaded.shapes)
     transfer(original, model, fits)
     for name in ALL_LAYERS:
         dense, cpd = sublayer(original, name), sublayer(model, name)
@@ -214,17 +226,22 @@ def test_command_exits_2_with_one_line(trained, tmp_path, options, expected):
     assert not (tmp_path / "out").exists()
 
 
+def built_model(recipe):
+    setup = Setup(recipe)
+    return setup.model(setup.source.shapes(setup.task.orientation_condition))[0]
+
+
 def test_f_shadow_cpd_recipe_declares_cpd_layers():
     path = RECIPES / "f_shadow_cpd.yaml"
     recipe = load_recipe(path)
     assert recipe["model"]["encoder"]["dense_rank"] == recipe["model"]["decoder"]["dense_rank"] == 8
     small = ["strategy.type=default", "data.image_size=16", "data.validation_size=2"]
-    model = setup(load_recipe(path, small))[2]
+    model = built_model(load_recipe(path, small))
     for name in ALL_LAYERS:
         layer = sublayer(model, name)
         assert isinstance(layer, CPDDense) and layer.rank == 8, name
     assert type(model.decoder.condition_dense) is keras.layers.Dense
-    plain = setup(load_recipe(RECIPES / "f_shadow.yaml", small))[2]
+    plain = built_model(load_recipe(RECIPES / "f_shadow.yaml", small))
     saved = 0
     for name in ALL_LAYERS:
         in_features, units = sublayer(plain, name).kernel.shape

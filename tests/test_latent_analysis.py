@@ -8,8 +8,8 @@ from sklearn.metrics import silhouette_score as sklearn_silhouette
 from sklearn.model_selection import LeaveOneOut, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
-from toolkit import latent_analysis
-from toolkit.latent_analysis import knn_accuracy, pca_2d, silhouette_score
+from toolkit.analysis import latent as latent_analysis
+from toolkit.analysis.latent import knn_accuracy, pca_2d, silhouette_score
 
 
 def clustered(count=240, dims=3, centers=6, spread=2.5, seed=0):

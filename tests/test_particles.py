@@ -35,11 +35,11 @@ def sets(overrides):
 
 def hand_projection(tiny, relion_angles, extra=()) -> np.ndarray:
     """Shadows of the recipe's sample at RELION poses, from the Gaussian formula and scipy alone."""
-    from toolkit.recipes.builders import build_data
     from toolkit.recipes.loader import load_recipe
+    from toolkit.recipes.registry import source_for
 
     recipe = load_recipe(tiny[0], tiny[1] + list(extra))
-    source = build_data(recipe).source
+    source = source_for(recipe).shadow_data()
     centers = np.asarray(source.sample.centers, np.float64)
     weights = np.asarray(source.sample.weights, np.float64)
     sigma = float(source.sample.sigma)
@@ -163,7 +163,10 @@ def test_bad_particle_input_exits_2_with_one_line_and_keeps_files(
             ["infer", orientation_run, simulated / "particles.star", "--out", simulated / "particles.star"],
             "already exists",
         ),
-        (["simulate", recipes_dir / "mnist_vae.yaml", "--out", tmp_path / "m"], "simulate draws shadows"),
+        (
+            ["simulate", recipes_dir / "mnist_vae.yaml", "--out", tmp_path / "m"],
+            "mnist cannot draw new particles",
+        ),
         (["simulate", recipes_dir / "f_orientation.yaml", "--out", simulated], "already exists"),
         (
             [
@@ -198,12 +201,12 @@ def test_a_vae_run_has_no_orientation_to_infer(tmp_path, tiny_f_shadow):
 
 
 def test_the_cryoem_recipe_trains_on_ctf_modulated_noisy_shadows(tmp_path, recipes_dir, tiny_f_orientation):
-    from toolkit.recipes.builders import build_data
     from toolkit.recipes.loader import load_recipe
-    from toolkit.run import run
+    from toolkit.recipes.registry import source_for
+    from toolkit.runs.train import run
 
     recipe = recipes_dir / "f_orientation_cryoem.yaml"
-    validation = build_data(load_recipe(recipe, tiny_f_orientation[1])).validation
+    validation = source_for(load_recipe(recipe, tiny_f_orientation[1])).build().validation
     defocus = validation["defocus"].reshape(-1, 3)
     assert np.all((defocus[:, :2] >= 5000 - 150) & (defocus[:, :2] <= 10000 + 150))
     assert np.all(defocus[:, 0] - defocus[:, 1] <= 300 + 1e-3)

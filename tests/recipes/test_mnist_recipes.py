@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from toolkit.recipes.loader import load_recipe
-from toolkit.run import run
+from toolkit.runs.train import run
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from toolkit.run import run
+from toolkit.runs.train import run
 
 #: On top of the tiny f_shadow overrides: 3 epochs of 4 steps, a checkpoint every 3 steps
 #: (steps 3, 6 and 9 fall inside an epoch), the newest 2 kept, no figures or SavedModel.

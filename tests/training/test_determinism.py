@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from toolkit.run import run
+from toolkit.runs.train import run
 
 
 def test_the_same_recipe_and_seed_give_identical_metrics(longer_recipe, reference_run, tmp_path):

@@ -1,30 +1,34 @@
 """The custom training loop: replica-count invariance, resumable data order, determinism."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from toolkit.errors import RunError
-from toolkit.recipes.builders import build_data, build_model
 from toolkit.recipes.loader import load_recipe
+from toolkit.recipes.registry import source_for, task_for
 from toolkit.training.checkpoints import restore_checkpoint, save_checkpoint
-from toolkit.training.loop import build_for_training, make_optimizer, make_train_step, with_latent_noise
+from toolkit.training.loop import build_for_training, make_train_step, training_dataset
+from toolkit.training.optimizers import make_optimizer
 
 
 def prepared(recipe, strategy, learning_rate=1.0):
-    data = build_data(recipe)
+    task = task_for(recipe)
+    data = source_for(recipe).build(task.orientation_condition)
     with strategy.scope():
-        model = build_model(recipe, data)
+        keras.utils.set_random_seed(recipe["train"]["seed"])
+        model = task.build_model(data.shapes)
         optimizer = make_optimizer("sgd", learning_rate)
-        build_for_training(model, optimizer, data.validation)
+        build_for_training(task, model, optimizer, data.validation)
     return data, model, optimizer
 
 
 def distributed_steps(recipe, strategy, data, model, optimizer, steps, start=0):
-    batch = recipe["train"]["global_batch_size"]
-    dataset = with_latent_noise(data.train_dataset(batch, start), model.latent.latent_dim, 0, start)
+    task, batch = task_for(recipe), recipe["train"]["global_batch_size"]
+    dataset = training_dataset(task, model, data, batch, 0, start)
     iterator = iter(strategy.experimental_distribute_dataset(dataset))
-    step = make_train_step(model, optimizer, strategy, batch)
+    step = make_train_step(task, model, optimizer, strategy, batch)
     return [[float(x) for x in step(iterator)] for _ in range(steps)]
 
 

@@ -73,13 +73,13 @@ def summary_steps(run_dir) -> dict:
 def test_a_resumed_log_drops_what_the_crash_left_past_its_checkpoint(tmp_path):
     from toolkit.training.metrics import MetricsLog, read_metrics
 
-    first = MetricsLog(tmp_path)
+    first = MetricsLog(tmp_path / "metrics.csv", tmp_path / "tensorboard")
     for step in (4, 8):  # epochs 1 and 2 logged, then a crash after the checkpoint of step 6
         first.write({"epoch": step // 4, "step": step, "train_loss": float(step)})
     first.close()
     with open(next((tmp_path / "tensorboard").glob("events.*")), "ab") as events:
         events.write(b"\x10\x00\x00")  # and a record cut short
-    resumed = MetricsLog(tmp_path, start_step=6)
+    resumed = MetricsLog(tmp_path / "metrics.csv", tmp_path / "tensorboard", start_step=6)
     for step in (8, 12):
         resumed.write({"epoch": step // 4, "step": step, "train_loss": float(step) + 0.5})
     resumed.close()

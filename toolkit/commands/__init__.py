@@ -1,1 +1,12 @@
-"""Click commands kept in their own modules; `toolkit.cli` registers them on the `toolkit` group."""
+"""The verbs of the `toolkit` command line, one module per verb or small group of verbs."""
+
+from toolkit.commands.compress import compress
+from toolkit.commands.export import export
+from toolkit.commands.particles import infer, simulate
+from toolkit.commands.plot import plot
+from toolkit.commands.run import recipes, run, validate
+
+#: Every command of the `toolkit` group.
+COMMANDS = (run, validate, recipes, export, plot, compress, simulate, infer)
+
+__all__ = ["COMMANDS"]

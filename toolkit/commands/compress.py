@@ -1,4 +1,4 @@
-"""`toolkit compress RUN_DIR --rank R`: a thin command around `toolkit.compress.compress_run`."""
+"""`toolkit compress RUN_DIR --rank R`: a thin command around `toolkit.runs.compress.compress_run`."""
 
 from __future__ import annotations
 
@@ -66,10 +66,7 @@ def compress(
     run_dir, rank, layers, finetune_steps, out, sweep, sweep_finetune_steps, learning_rate, no_export
 ):
     """Replace the large Dense layers of a trained RUN_DIR by CPDDense, fine-tune, and write a new run."""
-    from toolkit.quiet import import_tensorflow_quietly
-
-    import_tensorflow_quietly()
-    from toolkit.compress import compress_run, default_out
+    from toolkit.runs.compress import compress_run, default_out
 
     names = None if layers is None else layers.split(",")
     summary = compress_run(

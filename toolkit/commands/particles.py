@@ -19,11 +19,8 @@ import click
 )
 def simulate(recipe, count, overrides, out, overwrite) -> None:
     """Draw particles from RECIPE's shadow data: an MRCS stack and a RELION STAR file of true poses."""
-    from toolkit.quiet import import_tensorflow_quietly
-
-    import_tensorflow_quietly()
+    from toolkit.data.simulate import simulate as simulate_particles
     from toolkit.recipes.loader import load_recipe
-    from toolkit.simulate import simulate as simulate_particles
 
     summary = simulate_particles(load_recipe(recipe, overrides), count, out, overwrite)
     click.echo(
@@ -44,16 +41,13 @@ def infer(model, particles, out, batch_size, overwrite) -> None:
     Writes RELION angles (_rlnAngleRot, _rlnAngleTilt, _rlnAnglePsi); when the input STAR
     holds angles, prints the geodesic error against them.
     """
-    from toolkit.quiet import import_tensorflow_quietly
-
-    import_tensorflow_quietly()
-    from toolkit.infer import infer as infer_poses
+    from toolkit.runs.infer import infer as infer_poses
 
     summary = infer_poses(model, particles, out, batch_size, overwrite)
     line = f"{summary['star']}: poses of {summary['particles']} particles"
-    if "median_error_degrees" in summary:
+    if "median_error_deg" in summary:
         line += (
-            f"; against the input's angles: median error {summary['median_error_degrees']:.1f} degrees, "
-            f"{summary['within_10_degrees']:.0%} within 10"
+            f"; against the input's angles: median error {summary['median_error_deg']:.1f} degrees, "
+            f"{summary['within_10_deg']:.0%} within 10"
         )
     click.echo(line)

@@ -11,7 +11,7 @@ from toolkit.data.mnist import (
 )
 from toolkit.data.objects import BlobSample, gaussian_blobs, letter_f
 from toolkit.data.render import pixel_centers, pixel_size, render_shadows
-from toolkit.data.shadows import OrientationSampler, ShadowData, orientation_features
+from toolkit.data.shadows import OrientationSampler, ShadowData
 
 __all__ = [
     "BlobSample",
@@ -23,7 +23,6 @@ __all__ = [
     "letter_f",
     "load_mnist",
     "mnist_dataset",
-    "orientation_features",
     "pixel_centers",
     "pixel_size",
     "read_mnist_npz",

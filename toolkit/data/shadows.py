@@ -16,6 +16,7 @@ from toolkit import geometry
 from toolkit.data.ctf import apply_ctf, ctf_2d
 from toolkit.data.objects import BlobSample
 from toolkit.data.render import render_shadows
+from toolkit.geometry.representations import orientation_features
 
 TRAIN_STREAM, VALIDATION_STREAM, SCALE_STREAM, SIMULATE_STREAM = 1, 2, 3, 4
 CTF_DRAW = 11  # folded into a batch's seed for its defocus draws
@@ -83,19 +84,6 @@ class CTFDraws:
             b_factor=self.b_factor,
         )
         return apply_ctf(images, transfer)
-
-
-def orientation_features(rotations, representation: str, convention: str = "ZYZ") -> tf.Tensor:
-    """Rotation matrices `[..., 3, 3]` in the representation a model is conditioned on."""
-    if representation == "euler":
-        return geometry.matrix_to_euler(rotations, convention)
-    if representation == "quaternion":
-        return geometry.matrix_to_quaternion(rotations)
-    if representation == "sixd":
-        return geometry.matrix_to_sixd(rotations)
-    if representation == "matrix":
-        return tf.reshape(rotations, tf.concat([tf.shape(rotations)[:-2], [9]], 0))
-    raise ValueError(f"unknown orientation representation {representation!r}")
 
 
 @dataclass(frozen=True)

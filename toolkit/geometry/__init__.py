@@ -21,7 +21,7 @@ Every function takes any leading batch shape, keeps float32/float64 inputs' dtyp
 `tf.data` pipelines.
 """
 
-from toolkit.geometry.distance import geodesic_angle
+from toolkit.geometry.distance import ERROR_THRESHOLDS, error_statistics, geodesic_angle, orientation_errors
 from toolkit.geometry.euler import (
     CONVENTIONS,
     euler_to_matrix,
@@ -41,12 +41,16 @@ from toolkit.geometry.quaternion import (
     quaternion_to_matrix,
 )
 from toolkit.geometry.relion import matrix_to_relion, relion_to_matrix
+from toolkit.geometry.representations import REPRESENTATION_WIDTHS, orientation_features
 from toolkit.geometry.sampling import random_quaternions, random_rotations
 from toolkit.geometry.sixd import matrix_to_sixd, sixd_to_matrix
 
 __all__ = [
     "CONVENTIONS",
+    "ERROR_THRESHOLDS",
+    "REPRESENTATION_WIDTHS",
     "euler_to_matrix",
+    "error_statistics",
     "euler_to_quaternion",
     "geodesic_angle",
     "lambert_hemisphere",
@@ -55,6 +59,8 @@ __all__ = [
     "matrix_to_quaternion",
     "matrix_to_relion",
     "matrix_to_sixd",
+    "orientation_errors",
+    "orientation_features",
     "quaternion_conjugate",
     "quaternion_multiply",
     "quaternion_to_euler",

@@ -1,5 +1,6 @@
 """Geodesic (rotation-angle) distance between rotations."""
 
+import numpy as np
 import tensorflow as tf
 from tensorflow.types.experimental import TensorLike
 
@@ -50,3 +51,30 @@ def geodesic_angle(r1: TensorLike, r2: TensorLike, degrees: bool = False) -> tf.
     )
     cos_part = tf.linalg.trace(rel) - 1
     return from_radians(tf.math.atan2(safe_norm(skew), cos_part), degrees)
+
+
+#: Angles (degrees) of the "fraction within" statistics of orientation errors.
+ERROR_THRESHOLDS = (5, 10, 15)
+
+
+def orientation_errors(predicted: TensorLike, true: TensorLike) -> np.ndarray:
+    """Geodesic angles in degrees, float64 numpy `[N]`, between predicted and true matrices `[..., 3, 3]`."""
+    predicted = tf.cast(to_float_tensor(predicted), tf.float64)
+    true = tf.cast(to_float_tensor(true), tf.float64)
+    return geodesic_angle(predicted, true, degrees=True).numpy().ravel()
+
+
+def error_statistics(errors_deg, thresholds=ERROR_THRESHOLDS, prefix: str = "") -> dict:
+    """Median and mean of orientation errors (degrees) and the fraction at or under each threshold.
+
+    Keys: `{prefix}median_error_deg`, `{prefix}mean_error_deg`, `{prefix}within_{t}_deg`.
+
+    >>> error_statistics([1.0, 5.0, 20.0], thresholds=(5,))
+    {'median_error_deg': 5.0, 'mean_error_deg': 8.666666666666666, 'within_5_deg': 0.6666666666666666}
+    """
+    errors = np.asarray(errors_deg, np.float64)
+    return {
+        f"{prefix}median_error_deg": float(np.median(errors)),
+        f"{prefix}mean_error_deg": float(np.mean(errors)),
+        **{f"{prefix}within_{t}_deg": float(np.mean(errors <= t)) for t in thresholds},
+    }

@@ -1,1 +1,1 @@
-"""Cryo-EM file formats: MRC/MRCS image stacks and RELION STAR tables."""
+"""Files: MRC/MRCS image stacks, RELION STAR tables and particles, atomic writes."""

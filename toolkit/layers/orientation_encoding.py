@@ -3,8 +3,7 @@
 import keras
 from keras import ops
 
-#: Width of the orientation tensor each representation expects.
-REPRESENTATION_WIDTHS = {"euler": 3, "quaternion": 4, "sixd": 6, "matrix": 9}
+from toolkit.geometry.representations import REPRESENTATION_WIDTHS
 
 
 @keras.saving.register_keras_serializable(package="toolkit")

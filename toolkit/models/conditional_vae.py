@@ -158,6 +158,11 @@ class ConditionalVAE(keras.Model):
         return cls(**config)
 
 
+def dense_sampler(latent_dim: int, use_bias: bool = True, name: str = "sampler") -> keras.layers.Dense:
+    """A Dense layer out to the parameters of a `GaussianLatent` of `latent_dim` (no sequence)."""
+    return keras.layers.Dense(GaussianLatent.params_size(latent_dim), use_bias=use_bias, name=name)
+
+
 def make_latent(latent_dim: int, seed=None) -> GaussianLatent:
     """A `GaussianLatent` for `ConditionalVAE`, which adds the KL term itself."""
     return GaussianLatent(latent_dim=latent_dim, kl_weight=0.0, seed=seed, name="latent")

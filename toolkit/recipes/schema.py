@@ -8,6 +8,7 @@ at the first.
 from __future__ import annotations
 
 import difflib
+import importlib
 import inspect
 import re
 from collections.abc import Callable
@@ -43,11 +44,31 @@ class Field:
 
 @dataclass(frozen=True)
 class Component:
-    """A choice for a `type:` key: its description and its own fields."""
+    """A choice for a `type:` key: its description, its own fields and what builds it.
+
+    `build` is called with the component's validated fields (the `type` key left out) or,
+    for models and data, constructs their task or data source. It is a callable, or a
+    `"module:attribute"` string for the ones whose module itself reads the schema.
+    """
 
     description: str
     fields: dict[str, Field] = field(default_factory=dict)
-    build: Callable | None = None
+    build: Callable | str | None = None
+
+    @property
+    def builder(self) -> Callable:
+        """`build`, imported first when it is a `"module:attribute"` string."""
+        if isinstance(self.build, str):
+            module, attribute = self.build.split(":")
+            return getattr(importlib.import_module(module), attribute)
+        if self.build is None:
+            raise TypeError(f"component {self.description!r} has no builder")
+        return self.build
+
+    def make(self, spec: dict, **fixed):
+        """`builder(**fixed, **fields of spec)`: lists become tuples, `type` is left out."""
+        kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in spec.items() if k != "type"}
+        return self.builder(**fixed, **kwargs)
 
 
 def suggest(name: str, options) -> str:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from toolkit.data.objects import gaussian_blobs, letter_f
+from toolkit.geometry.representations import REPRESENTATION_WIDTHS
 from toolkit.layers import LSTMSampler, OrientationHead, ProjectionDecoder, RotationConditionedEncoder
-from toolkit.layers.orientation_encoding import REPRESENTATION_WIDTHS
+from toolkit.models.conditional_vae import dense_sampler
 from toolkit.recipes.schema import REQUIRED, Component, Field, fields_from_signature
+from toolkit.training import strategies
+from toolkit.training.optimizers import OPTIMIZERS
 
 CURRENT_VERSION = 1
 
@@ -25,6 +29,7 @@ SAMPLES = {
             "thickness": positive_float(0.2, "depth of the F along z, as a fraction of its size"),
             "blob_sigma": positive_float(0.05, "width of each Gaussian blob"),
         },
+        build=letter_f,
     ),
     "gaussian_blobs": Component(
         "A random molecule-like cluster of Gaussian blobs.",
@@ -34,6 +39,7 @@ SAMPLES = {
             "sigma": positive_float(0.05, "width of each blob"),
             "seed": Field("int", 0, "seed of the blob positions"),
         },
+        build=gaussian_blobs,
     ),
 }
 
@@ -67,7 +73,8 @@ CTF = {
 DATA = {
     "shadows": Component(
         "Sequences of parallel-beam shadows of a 3D sample, rendered on the fly.",
-        {
+        build="toolkit.data.sources.shadows:ShadowSource",
+        fields={
             "sample": Field("component", {"type": "letter_f"}, "the 3D sample", registry=SAMPLES),
             "image_size": positive_int(32, "shadow height and width in pixels"),
             "extent": positive_float(0.75, "half width of the detector field, in sample units"),
@@ -99,7 +106,8 @@ DATA = {
     ),
     "mnist": Component(
         "MNIST digits: 5,000 built in (offline), or the full 70,000 from Keras.",
-        {
+        build="toolkit.data.sources.mnist:MnistSource",
+        fields={
             "source": Field(
                 "str",
                 "builtin",
@@ -135,16 +143,19 @@ ENCODERS = {
         fields_from_signature(
             RotationConditionedEncoder, overrides={"dense_rank": dense_rank_field("output_dense")}
         ),
+        build=RotationConditionedEncoder,
     ),
 }
 SAMPLERS = {
     "LSTMSampler": Component(
         "An LSTM over the sequence of view encodings, out to the latent parameters (poster Fig. 4).",
         fields_from_signature(LSTMSampler, fixed=("latent_dim",)),
+        build=LSTMSampler,
     ),
     "Dense": Component(
         "A Dense layer out to the latent parameters (no sequence).",
         {"use_bias": Field("bool", True, "Dense argument `use_bias`")},
+        build=dense_sampler,
     ),
 }
 DECODERS = {
@@ -155,12 +166,14 @@ DECODERS = {
             fixed=("image_size", "channels", "output_activation"),
             overrides={"dense_rank": dense_rank_field("hidden_dense and grid_dense")},
         ),
+        build=ProjectionDecoder,
     ),
 }
 HEADS = {
     "OrientationHead": Component(
         "Dense layers out to the 6D representation, then Gram-Schmidt to a rotation matrix.",
         fields_from_signature(OrientationHead),
+        build=OrientationHead,
     ),
 }
 LIKELIHOODS = {
@@ -173,7 +186,8 @@ LIKELIHOODS = {
 MODELS = {
     "conditional_vae": Component(
         "A VAE, conditioned on orientation (shadows) or digit label (MNIST) when the data has one.",
-        {
+        build="toolkit.tasks.conditional_vae:ConditionalVAETask",
+        fields={
             "latent_dim": positive_int(15, "size of the latent code"),
             "condition": Field(
                 "str",
@@ -195,7 +209,8 @@ MODELS = {
     ),
     "orientation_estimator": Component(
         "The orientation of each shadow, regressed from the image alone (the poster's next step).",
-        {
+        build="toolkit.tasks.orientation_estimator:OrientationEstimatorTask",
+        fields={
             "encoder": Field(
                 "component", {"type": "RotationConditionedEncoder"}, "image encoder", registry=ENCODERS
             ),
@@ -204,10 +219,8 @@ MODELS = {
     ),
 }
 
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-
 TRAIN = {
-    "optimizer": Field("str", "adam", "Keras optimizer name", choices=OPTIMIZERS),
+    "optimizer": Field("str", "adam", "Keras optimizer name", choices=tuple(OPTIMIZERS)),
     "learning_rate": positive_float(1e-3, "learning rate"),
     "global_batch_size": positive_int(64, "examples per step, summed over all replicas"),
     "epochs": positive_int(10, "number of epochs"),
@@ -218,13 +231,19 @@ TRAIN = {
 }
 
 STRATEGIES = {
-    "auto": Component("MirroredStrategy over all GPUs when there are any, else the default strategy."),
-    "default": Component("One device, no distribution."),
+    "auto": Component(
+        "MirroredStrategy over all GPUs when there are any, else the default strategy.", build=strategies.auto
+    ),
+    "default": Component("One device, no distribution.", build=strategies.default),
     "mirrored": Component(
         "MirroredStrategy over a device list (all GPUs when empty).",
         {"devices": Field("str_list", [], "device names, e.g. ['/gpu:0', '/gpu:1'] or ['/cpu:0', '/cpu:1']")},
+        build=strategies.mirrored,
     ),
-    "multi_worker": Component("MultiWorkerMirroredStrategy; the cluster comes from the TF_CONFIG variable."),
+    "multi_worker": Component(
+        "MultiWorkerMirroredStrategy; the cluster comes from the TF_CONFIG variable.",
+        build=strategies.multi_worker,
+    ),
 }
 
 OUTPUT = {

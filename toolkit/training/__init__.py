@@ -1,0 +1,1 @@
+"""Training: the one distributed loop, checkpoints, metrics, optimizers, strategies and devices."""

@@ -3,7 +3,9 @@
 Keras' `model.fit` fails under MultiWorkerMirroredStrategy (keras issue 20585), so the loop is
 written once with `experimental_distribute_dataset`, `strategy.run` and `strategy.reduce`.
 Every per-example loss term is divided by the global batch size, so the summed gradients
-are the same for one replica or many.
+are the same for one replica or many. What differs between kinds of model (the batch
+entries the model reads, what is attached to a batch, the held-out metrics) comes from the
+run's task (`toolkit.tasks.base.Task`); the model provides `term_weights` and `loss_terms`.
 """
 
 from __future__ import annotations
@@ -13,21 +15,15 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from toolkit.errors import NonFiniteLossError, RunError
 from toolkit.training.checkpoints import save_checkpoint, variables_by_path
-from toolkit.training.evaluate import reconstruct, validation_metrics
 from toolkit.training.metrics import MetricsLog
 
-NOISE_STREAM = 7
 TERM_NAMES = {"kl": "KL"}
-#: Batch entries a model's `loss_terms` reads.
-INPUT_KEYS = ("images", "condition", "latent_noise", "rotations")
 logger = logging.getLogger("toolkit")
 
 
@@ -41,43 +37,18 @@ class TrainResult:
     samples_per_second: float = 0.0
 
 
-def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
-    classes = {
-        "adam": keras.optimizers.Adam,
-        "adamw": keras.optimizers.AdamW,
-        "sgd": keras.optimizers.SGD,
-        "rmsprop": keras.optimizers.RMSprop,
-    }
-    return classes[name](learning_rate=learning_rate)
-
-
-def with_latent_noise(dataset: tf.data.Dataset, latent_dim: int, seed: int, start: int) -> tf.data.Dataset:
-    """Attach the sampling noise of each example to its batch, so it does not depend on replicas."""
-
-    def attach(index, batch):
-        size = tf.shape(batch["images"])[0]
-        pair = tf.random.experimental.stateless_fold_in(tf.constant([seed, NOISE_STREAM], tf.int64), index)
-        return {**batch, "latent_noise": tf.random.stateless_normal([size, latent_dim], seed=pair)}
-
-    indices = tf.data.Dataset.range(start, np.iinfo(np.int64).max)
-    return tf.data.Dataset.zip(indices, dataset).map(attach)
-
-
-def build_for_training(model, optimizer, example: dict) -> None:
+def build_for_training(task, model, optimizer, example: dict) -> None:
     """Create the model's and optimizer's variables (call inside `strategy.scope()`)."""
-    model({k: v[:2] for k, v in example.items() if k in INPUT_KEYS}, training=False)
+    model({k: v[:2] for k, v in task.inputs(example).items()}, training=False)
     optimizer.build(model.trainable_variables)
 
 
-def training_dataset(model, data, batch_size: int, seed: int, start: int) -> tf.data.Dataset:
-    """Global batches from `start` on, with the latent noise attached for models that sample."""
-    dataset = data.train_dataset(batch_size, start)
-    if hasattr(model, "latent"):
-        dataset = with_latent_noise(dataset, model.latent.latent_dim, seed, start)
-    return dataset
+def training_dataset(task, model, data, batch_size: int, seed: int, start: int) -> tf.data.Dataset:
+    """Global batches from `start` on, with what the task attaches to each."""
+    return task.training_dataset(model, data.train_dataset(batch_size, start), seed, start)
 
 
-def make_train_step(model, optimizer, strategy, global_batch_size: int):
+def make_train_step(task, model, optimizer, strategy, global_batch_size: int):
     """A tf.function running one distributed optimizer step.
 
     Returns the batch sums of every loss term in `model.term_weights` (each divided by the
@@ -87,7 +58,7 @@ def make_train_step(model, optimizer, strategy, global_batch_size: int):
     weights = model.term_weights
 
     def replica_step(batch):
-        inputs = {k: v for k, v in batch.items() if k in INPUT_KEYS}
+        inputs = task.inputs(batch)
         with tf.GradientTape() as tape:
             terms = model.loss_terms(inputs, training=True)
             sums = [tf.reduce_sum(terms[name]) / global_batch_size for name in weights]
@@ -190,48 +161,46 @@ def share_from_chief(strategy, model, optimizer, step: int, epoch_state: dict) -
     return int(step), {"epoch_sums": sums, "epoch_steps": steps}
 
 
-def reconstruction_panel(model, validation: dict, count: int = 4) -> np.ndarray:
-    """A few validation images (left) beside their reconstruction (right): `[count, H, 2W, C]`."""
-    shown = {k: v[:count] for k, v in validation.items() if k in ("images", "condition")}
-    truth, mean = shown["images"], reconstruct(model, shown)
-    if truth.ndim == 5:  # shadow sequences: the first view, flipped so y points up (row 0 is y = -extent)
-        truth, mean = truth[:, 0, ::-1], mean[:, 0, ::-1]
-    return np.clip(np.concatenate([truth, mean], axis=2), 0.0, 1.0)
-
-
 def train(
+    task,
     model,
     data,
     recipe: dict,
     strategy: tf.distribute.Strategy,
-    run_dir: Path,
+    run,
     optimizer,
     start_step: int = 0,
     progress=None,
     is_chief: bool = True,
     epoch_state: dict | None = None,
+    stop_step: int | None = None,
 ) -> TrainResult:
     """Train `model` (built, with `optimizer`, under `strategy.scope()`) to the recipe's last step.
 
-    Writes metrics each epoch and checkpoints every `checkpoint_every` steps into `run_dir`
-    (the chief only). `epoch_state` is the partial epoch restored with the checkpoint of
-    `start_step`, so a resumed epoch averages all its steps. Raises `NonFiniteLossError` on a
-    NaN or Inf without checkpointing it, and `RunError` when the run directory cannot be written.
+    Writes metrics each epoch and checkpoints every `checkpoint_every` steps into `run`, a
+    `toolkit.runs.directory.RunDirectory` (the chief only; nothing is written when `run` is
+    `None`). `epoch_state` is the partial epoch restored with the checkpoint of `start_step`,
+    so a resumed epoch averages all its steps. `stop_step` ends the run earlier or later than
+    the recipe's last step (a last, shorter epoch ends there). Raises `NonFiniteLossError` on
+    a NaN or Inf without checkpointing it, and `RunError` when the run directory cannot be
+    written.
     """
     config = recipe["train"]
     batch_size = config["global_batch_size"]
     steps_per_epoch = config["steps_per_epoch"]
-    total = config["epochs"] * steps_per_epoch
+    total = config["epochs"] * steps_per_epoch if stop_step is None else stop_step
+    is_chief = is_chief and run is not None
     weights = model.term_weights
-    iterator = distribute(strategy, training_dataset(model, data, batch_size, config["seed"], start_step))
-    train_step = make_train_step(model, optimizer, strategy, batch_size)
-    log = MetricsLog(run_dir, enabled=is_chief, start_step=start_step)
+    dataset = training_dataset(task, model, data, batch_size, config["seed"], start_step)
+    iterator = distribute(strategy, dataset)
+    train_step = make_train_step(task, model, optimizer, strategy, batch_size)
+    log = MetricsLog(run and run.metrics, run and run.tensorboard, enabled=is_chief, start_step=start_step)
     saved = [start_step] if start_step else []
 
     def checkpoint(step, state):
         if is_chief:
             keep = config["keep_checkpoints"]
-            save_checkpoint(run_dir / "checkpoints", step, model, optimizer, keep, state)
+            save_checkpoint(run.checkpoints, step, model, optimizer, keep, state)
         saved.append(step)
 
     def due(step):
@@ -254,7 +223,7 @@ def train(
                 progress.start_epoch(epoch + 1, config["epochs"], steps_per_epoch)
             started = time.perf_counter()
             done_here = 0
-            while step < (epoch + 1) * steps_per_epoch:
+            while step < min((epoch + 1) * steps_per_epoch, total):
                 *values, bad = (float(x) for x in train_step(iterator))
                 step += 1
                 check_finite(step, dict(zip(weights, values, strict=True)), bad)
@@ -279,14 +248,15 @@ def train(
                 "train_loss": float(np.dot(list(weights.values()), mean)),
             }
             row.update({f"train_{name}": float(value) for name, value in zip(weights, mean, strict=True)})
-            row.update(validation_metrics(model, data.validation))
+            row.update(task.evaluate(model, data.validation))
             broken = [k for k, v in row.items() if not np.isfinite(v)]
             if broken:  # the new weights are bad even if every training step was finite: do not keep them
                 raise NonFiniteLossError(f"step {step}: {broken[0]} (validation) is not finite")
             # The row (and images) before the epoch's checkpoint: a checkpoint implies its rows exist.
             log.write(row)
-            if is_chief and hasattr(model, "decode"):
-                log.image("reconstructions", reconstruction_panel(model, data.validation), step)
+            if is_chief:
+                for name, images in task.epoch_images(model, data).items():
+                    log.image(name, images, step)
             if progress is not None:
                 progress.end_epoch(row)
             state = empty_epoch_state(len(weights))
@@ -297,7 +267,7 @@ def train(
         kept = f"the last good checkpoint (step {saved[-1]}) is kept" if saved else "no checkpoint yet"
         raise NonFiniteLossError(f"{error}; {kept}") from None
     except OSError as error:
-        raise RunError(f"{run_dir}: cannot write the run directory ({error.strerror or error})") from None
+        raise RunError(f"{run}: cannot write the run directory ({error.strerror or error})") from None
     finally:
         log.close()
     result.step = step

@@ -10,19 +10,22 @@ import tensorflow as tf
 
 
 class MetricsLog:
-    """Append one row per epoch to `metrics.csv` and the same scalars to TensorBoard.
+    """Append one row per epoch to `path` (CSV) and the same scalars to the `tensorboard` folder.
 
     A run resumed at `start_step` first drops the rows and TensorBoard events past that step,
     written before the crash, so the epochs it repeats appear once.
     """
 
-    def __init__(self, run_dir: Path, enabled: bool = True, start_step: int = 0):
-        self.path = run_dir / "metrics.csv"
-        self.enabled = enabled
+    def __init__(
+        self, path: Path | None, tensorboard: Path | None, enabled: bool = True, start_step: int = 0
+    ):
+        self.path = path
+        self.tensorboard = tensorboard
+        self.enabled = enabled and path is not None
         self.writer = None
-        if enabled:
+        if self.enabled:
             self._truncate_after(start_step)
-            self.writer = tf.summary.create_file_writer(str(run_dir / "tensorboard"))
+            self.writer = tf.summary.create_file_writer(str(tensorboard))
 
     def _truncate_after(self, step: int) -> None:
         if self.path.exists():
@@ -30,7 +33,7 @@ class MetricsLog:
             kept = [r for r in rows if int(r["step"]) <= step]
             if len(kept) != len(rows):
                 write_rows(self.path, kept)
-        for events in sorted((self.path.parent / "tensorboard").glob("events.*")):
+        for events in sorted(self.tensorboard.glob("events.*")):
             drop_events_after(events, step)
 
     def write(self, row: dict) -> None:

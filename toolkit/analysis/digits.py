@@ -1,8 +1,8 @@
-"""Metrics and figures of an MNIST run: how the latent space organises the digits.
+"""Metrics and figures of a VAE on labelled digits: how the latent space organises them.
 
-`run.py` calls `mnist_metrics` for `summary.json` and `write_mnist_figures` for `figures/`.
-The kNN accuracy is leave-one-out on the validation latent means: only held-out digits are
-used, and no training images need to be encoded.
+The conditional-VAE task calls `digit_metrics` for `summary.json` and `write_digit_figures`
+for `figures/` when its data has labels. The kNN accuracy is leave-one-out on the validation
+latent means: only held-out digits are used, and no training images need to be encoded.
 """
 
 from __future__ import annotations
@@ -12,20 +12,20 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from toolkit import plots
-from toolkit.latent_analysis import knn_accuracy, latent_means, pca_2d, silhouette_score
+from toolkit.analysis.latent import knn_accuracy, latent_means, pca_2d, silhouette_score
+from toolkit.data.mnist import NUM_CLASSES
+from toolkit.figures import plots
 
-DIGITS = 10
 SWEEP = np.linspace(-2.0, 2.0, 9)
 SAMPLE_SEED = 0
 
 
-def mnist_metrics(model, validation: dict, metrics: dict) -> dict:
-    """Summary entries of an MNIST run.
+def digit_metrics(model, validation: dict, metrics: dict) -> dict:
+    """Summary entries of a VAE trained on labelled digits.
 
     Args:
         model: the trained `ConditionalVAE`.
-        validation: the validation dict of the run's DataBundle (`images`, `labels`, and
+        validation: the validation set of the run's DataBundle (`images`, `labels`, and
             `condition` for a conditional model).
         metrics: the last epoch's metrics (with `val_elbo`), or empty when no epoch ran.
 
@@ -54,7 +54,7 @@ def decode(model, latent: np.ndarray, digits: np.ndarray | None) -> np.ndarray:
         latent: `[N, latent_dim]` codes.
         digits: `[N]` digit of each code for a conditional model, else `None`.
     """
-    condition = None if digits is None else tf.one_hot(digits, DIGITS)
+    condition = None if digits is None else tf.one_hot(digits, NUM_CLASSES)
     return np.asarray(model.decode(tf.constant(latent, tf.float32), condition))
 
 
@@ -68,13 +68,13 @@ def sweep_dimension(means: np.ndarray) -> int:
     return int(np.argmax(means.var(axis=0)))
 
 
-def write_mnist_figures(figures: Path, model, validation: dict) -> None:
+def write_digit_figures(figures: Path, model, validation: dict) -> None:
     """Latent clusters, samples from the prior and, for a conditional model, sweeps and class samples.
 
     Args:
         figures: the run's figures directory.
         model: the trained `ConditionalVAE`.
-        validation: the validation dict of the run's DataBundle.
+        validation: the validation set of the run's DataBundle.
     """
     conditional = "condition" in validation
     latent_dim = model.latent.latent_dim
@@ -86,26 +86,26 @@ def write_mnist_figures(figures: Path, model, validation: dict) -> None:
         shown, axes, names = pca_2d(means), f"PCA of the {latent_dim}-D latent means", ("PC 1", "PC 2")
     plots.latent_clusters(shown, labels, figures / "latent_clusters.png", f"held-out digits: {axes}", names)
     draws = prior_draws(64, latent_dim)
-    digits = np.arange(64) % DIGITS if conditional else None
+    digits = np.arange(64) % NUM_CLASSES if conditional else None
     title = "samples from the prior" + (" (digit = index mod 10, row by row)" if conditional else "")
     plots.image_grid(decode(model, draws, digits), figures / "prior_samples.png", title, columns=8)
     if not conditional:
         return
     dimension = sweep_dimension(means)
-    codes = np.zeros((DIGITS, len(SWEEP), latent_dim), np.float32)
+    codes = np.zeros((NUM_CLASSES, len(SWEEP), latent_dim), np.float32)
     codes[:, :, dimension] = SWEEP
-    images = decode(model, codes.reshape(-1, latent_dim), np.repeat(np.arange(DIGITS), len(SWEEP)))
+    images = decode(model, codes.reshape(-1, latent_dim), np.repeat(np.arange(NUM_CLASSES), len(SWEEP)))
     plots.latent_sweep(
-        images.reshape((DIGITS, len(SWEEP)) + images.shape[1:]),
+        images.reshape((NUM_CLASSES, len(SWEEP)) + images.shape[1:]),
         figures / "latent_sweep.png",
         SWEEP,
         dimension,
     )
     styles = prior_draws(8, latent_dim, SAMPLE_SEED + 1)  # one style per column, shared by every digit
-    codes = np.tile(styles, (DIGITS, 1))
-    images = decode(model, codes, np.repeat(np.arange(DIGITS), len(styles)))
-    grid = images.reshape((DIGITS, len(styles)) + images.shape[1:])
+    codes = np.tile(styles, (NUM_CLASSES, 1))
+    images = decode(model, codes, np.repeat(np.arange(NUM_CLASSES), len(styles)))
+    grid = images.reshape((NUM_CLASSES, len(styles)) + images.shape[1:])
     plots.class_samples(grid, figures / "class_samples.png")
 
 
-__all__ = ["mnist_metrics", "write_mnist_figures"]
+__all__ = ["digit_metrics", "write_digit_figures"]

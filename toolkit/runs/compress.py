@@ -3,7 +3,8 @@
 The compressed model is built fresh from the run's recipe with `dense_rank` set (so its
 sublayers are `CPDDense` from the start and the new run directory reloads with `load_run`);
 every other variable is copied from the original by path, and the CP factors come from
-`CPDDense.from_dense` (ALS on the trained kernels).
+`CPDDense.from_dense` (ALS on the trained kernels). Fine-tuning runs the training loop, and
+the held-out metrics are the run's task's.
 """
 
 from __future__ import annotations
@@ -18,24 +19,15 @@ from pathlib import Path
 
 import keras
 import tensorflow as tf
-import yaml
 
-from toolkit import compress_plots
 from toolkit.errors import RunError
-from toolkit.export import export_saved_model
+from toolkit.figures import compression as compression_figures
 from toolkit.layers.cpd_dense import CPDDense
-from toolkit.recipes.builders import build_model
-from toolkit.recipes.loader import load_recipe
-from toolkit.run import load_run, prepare_run_dir, write_json
+from toolkit.runs.directory import RunDirectory, load_run
+from toolkit.runs.export import export_saved_model
+from toolkit.runs.setup import Setup
 from toolkit.training.checkpoints import save_checkpoint
-from toolkit.training.evaluate import evaluate
-from toolkit.training.loop import (
-    build_for_training,
-    check_finite,
-    make_optimizer,
-    make_train_step,
-    training_dataset,
-)
+from toolkit.training.loop import train
 
 log = logging.getLogger("toolkit")
 
@@ -150,12 +142,9 @@ def compressed_recipe(recipe: dict, names: Sequence[str], rank: int) -> dict:
     return out
 
 
-def build_compressed(recipe: dict, data):
+def build_compressed(recipe: dict, shapes):
     """A fresh model and optimizer for `recipe`, built as `load_run` builds them (default strategy)."""
-    model = build_model(recipe, data)
-    optimizer = make_optimizer(recipe["train"]["optimizer"], recipe["train"]["learning_rate"])
-    build_for_training(model, optimizer, data.validation)
-    return model, optimizer
+    return Setup(recipe, strategy={"type": "default"}).model(shapes)
 
 
 def sublayer(model, name: str):
@@ -223,10 +212,10 @@ def fit_layers(
     return fits, infos
 
 
-def measure(model, data) -> dict:
-    """Validation metrics with `loss` = the negative ELBO per example (lower is better)."""
-    metrics = evaluate(model, data.validation)
-    return {"loss": -metrics["val_elbo"], **metrics}
+def measure(task, model, data) -> dict:
+    """The task's validation metrics, with `loss` = `task.validation_loss` (lower is better)."""
+    metrics = task.evaluate(model, data.validation)
+    return {"loss": task.validation_loss(metrics), **metrics}
 
 
 def relative_change(after: float, before: float) -> float:
@@ -234,21 +223,16 @@ def relative_change(after: float, before: float) -> float:
     return (after - before) / abs(before) if before else float("inf")
 
 
-def finetune(model, optimizer, data, recipe: dict, steps: int, start_step: int) -> float:
-    """Train `steps` optimizer steps with the run's loop pieces, from batch `start_step`; returns seconds."""
+def finetune(task, model, optimizer, data, recipe: dict, steps: int, start_step: int, run=None) -> float:
+    """Train `steps` optimizer steps with the training loop, from batch `start_step`; returns seconds.
+
+    With a `run` directory the loop writes its metrics and checkpoints there.
+    """
     if steps == 0:
         return 0.0
-    config = recipe["train"]
     strategy = tf.distribute.get_strategy()
-    batch_size = config["global_batch_size"]
-    dataset = training_dataset(model, data, batch_size, config["seed"], start_step)
-    iterator = iter(strategy.experimental_distribute_dataset(dataset))
-    train_step = make_train_step(model, optimizer, strategy, batch_size)
-    started = time.perf_counter()
-    for step in range(start_step + 1, start_step + steps + 1):
-        *values, bad = (float(x) for x in train_step(iterator))
-        check_finite(step, dict(zip(model.term_weights, values, strict=True)), bad)
-    return time.perf_counter() - started
+    result = train(task, model, data, recipe, strategy, run, optimizer, start_step, stop_step=start_step + steps)
+    return result.train_seconds
 
 
 def forward_seconds(model, data, batch: int = 64, repeats: int = 7) -> float:
@@ -285,21 +269,21 @@ def layer_report(original, compressed, names: Sequence[str], infos: dict) -> dic
     return out
 
 
-def sweep(original, recipe, data, names, ranks, steps, start_step, cache, als: dict) -> list[dict]:
+def sweep(task, original, recipe, data, names, ranks, steps, start_step, cache, als: dict) -> list[dict]:
     """Per rank: parameters of the compressed layers, validation metrics before and after fine-tuning."""
     rows = []
     for rank in ranks:
-        model, optimizer = build_compressed(compressed_recipe(recipe, names, rank), data)
+        model, optimizer = build_compressed(compressed_recipe(recipe, names, rank), data.shapes)
         fits, _ = fit_layers(original, names, rank, cache, **als)
         transfer(original, model, fits)
         row = {
             "rank": rank,
             "layer_params": sum(sublayer(model, name).count_params() for name in names),
-            "compressed": measure(model, data),
+            "compressed": measure(task, model, data),
         }
         if steps:
-            finetune(model, optimizer, data, recipe, steps, start_step)
-            row["finetuned"] = measure(model, data)
+            finetune(task, model, optimizer, data, recipe, steps, start_step)
+            row["finetuned"] = measure(task, model, data)
         log.info(
             f"sweep rank {rank}: {row['layer_params']:,} params, loss {row['compressed']['loss']:.1f}"
             + (f" -> {row['finetuned']['loss']:.1f}" if steps else "")
@@ -311,12 +295,6 @@ def sweep(original, recipe, data, names, ranks, steps, start_step, cache, als: d
 def default_out(run_dir: Path, rank: int) -> Path:
     run_dir = Path(run_dir)
     return run_dir.with_name(f"{run_dir.name}-cpd-r{rank}")
-
-
-def refuse_non_empty(out: Path) -> None:
-    """The check of `prepare_run_dir`, without creating anything (so bad input writes nothing)."""
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise RunError(f"{out}: exists and is not an empty directory; choose another --out")
 
 
 def compress_run(
@@ -372,29 +350,29 @@ def compress_run(
         raise RunError(f"als_iterations {als_iterations!r}: expected a positive integer")
     if learning_rate is not None and not learning_rate > 0:
         raise RunError(f"--learning-rate {learning_rate!r}: expected a positive number")
-    out = Path(out) if out is not None else default_out(run_dir, rank)
-    refuse_non_empty(out)
-    recipe, data, original, _, step = load_run(run_dir)
+    target = RunDirectory(out if out is not None else default_out(run_dir, rank))
+    target.refuse_non_empty()
+    loaded = load_run(run_dir, with_data=True)
+    task, recipe, data, original, step = loaded.task, loaded.recipe, loaded.data, loaded.model, loaded.step
     names = select_layers(original, layers, min_params)
-    prepare_run_dir(out, overwrite=False)
+    target.create()
 
     train_recipe = copy.deepcopy(recipe)
     if learning_rate is not None:  # also written to the new recipe: the checkpointed optimizer holds it
         train_recipe["train"]["learning_rate"] = learning_rate
     new_recipe = compressed_recipe(train_recipe, names, rank)
-    new_recipe["strategy"] = load_recipe(run_dir / "recipe.yaml")["strategy"]  # load_run forced the default
     new_recipe["description"] = (
         f"{recipe['description']} [CP rank {rank} of {', '.join(names)}, from {run_dir}]"
     )
     cache: dict = {}
     als = {"iterations": als_iterations, "tol": als_tol}
     fits, infos = fit_layers(original, names, rank, cache, **als)
-    model, optimizer = build_compressed(compressed_recipe(train_recipe, names, rank), data)
+    model, optimizer = build_compressed(new_recipe, data.shapes)
     transfer(original, model, fits)
     log.info(f"compressed {', '.join(names)} to rank {rank}; fine-tuning {finetune_steps} steps")
-    metrics = {"original": measure(original, data), "compressed": measure(model, data)}
-    seconds = finetune(model, optimizer, data, train_recipe, finetune_steps, step)
-    metrics["finetuned"] = measure(model, data)
+    metrics = {"original": measure(task, original, data), "compressed": measure(task, model, data)}
+    seconds = finetune(task, model, optimizer, data, train_recipe, finetune_steps, step)
+    metrics["finetuned"] = measure(task, model, data)
     timing = {"original": forward_seconds(original, data), "compressed": forward_seconds(model, data)}
 
     layer_info = layer_report(original, model, names, infos)
@@ -420,7 +398,7 @@ def compress_run(
                 stage: relative_change(metrics[stage][key], metrics["original"][key])
                 for stage in ("compressed", "finetuned")
             }
-            for key in ("loss", "val_mse", "val_ssim")
+            for key in ("loss", *task.compared_metrics)
         },
         "finetune": {
             "steps": finetune_steps,
@@ -432,30 +410,27 @@ def compress_run(
         "forward_seconds": {**timing, "speedup": timing["original"] / timing["compressed"]},
     }
     summary["sweep"] = sweep(
-        original, train_recipe, data, names, sweep_ranks, sweep_finetune_steps, step, cache, als
+        task, original, train_recipe, data, names, sweep_ranks, sweep_finetune_steps, step, cache, als
     )
-    write_outputs(out, new_recipe, model, optimizer, data, summary, export)
+    write_outputs(target, new_recipe, task, model, optimizer, data, summary, export)
     return summary
 
 
-def write_outputs(out: Path, recipe: dict, model, optimizer, data, summary: dict, export: bool) -> None:
-    """recipe.yaml, a checkpoint (so `load_run` reloads it), figures, the SavedModel and summary.json."""
-    (out / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
-    save_checkpoint(
-        out / "checkpoints", summary["step"], model, optimizer, recipe["train"]["keep_checkpoints"]
-    )
+def write_outputs(target: RunDirectory, recipe: dict, task, model, optimizer, data, summary: dict, export: bool):
+    """recipe.yaml, data.json, a checkpoint (so `load_run` reloads it), figures, the SavedModel, summary.json."""
+    target.write_recipe(recipe)
+    target.write_shapes(data.shapes)
+    save_checkpoint(target.checkpoints, summary["step"], model, optimizer, recipe["train"]["keep_checkpoints"])
     curves = {name: info["als_errors"] for name, info in summary["layers"].items()}
-    compress_plots.als_convergence(curves, summary["rank"], out / "figures" / "als_convergence.png")
+    compression_figures.als_convergence(curves, summary["rank"], target.figures / "als_convergence.png")
     if summary["sweep"]:
-        compress_plots.rank_sweep(
+        compression_figures.rank_sweep(
             summary["sweep"],
             summary["validation"]["original"],
-            out / "figures" / "rank_sweep.png",
+            target.figures / "rank_sweep.png",
             summary["finetune"]["sweep_steps"],
+            task.compared_metrics[0],
         )
     if export:
-        width = data.validation["condition"].shape[-1] if "condition" in data.validation else None
-        export_saved_model(
-            model, out / "saved_model", (data.image_size,) * 2 + (data.channels,), width, data.sequence
-        )
-    write_json(out / "summary.json", summary)
+        export_saved_model(task, model, data.shapes, target.saved_model)
+    target.write_json(target.summary, summary)

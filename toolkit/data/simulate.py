@@ -1,17 +1,16 @@
 """`toolkit simulate`: a particle stack (MRCS) and its RELION STAR file of true poses.
 
-The particles are drawn from a recipe's shadow data (its sample, orientations, CTF and noise)
-on a random stream of their own, so they never repeat a training or validation shadow.
+The particles are drawn by the recipe's data source (`DataSource.draw_particles`: for
+shadows, its sample, orientations, CTF and noise) on a random stream of their own, so they
+never repeat a training or validation example.
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 
-from toolkit.data.shadows import SIMULATE_STREAM
 from toolkit.errors import RunError
 from toolkit.geometry import matrix_to_relion
 from toolkit.io.mrc import write_stack
@@ -20,27 +19,10 @@ from toolkit.io.particles import image_name, write_particles
 STACK_NAME, STAR_NAME, PREVIEW_NAME = "particles.mrcs", "particles.star", "particles.png"
 
 
-def draw_particles(source, count: int) -> dict:
-    """`count` single shadows from a `ShadowData`: images `[N, S, S]`, rotations, defocus (or None)."""
-    drawn = source.draw(math.ceil(count / source.sequence_length), SIMULATE_STREAM)
-    size = source.image_size
-
-    def flat(key, item_shape):
-        return np.reshape(drawn[key], (-1, *item_shape))[:count] if key in drawn else None
-
-    return {
-        "images": flat("images", (size, size)),
-        "rotations": flat("rotations", (3, 3)),
-        "defocus": flat("defocus", (3,)),
-    }
-
-
 def simulate(recipe: dict, count: int, out: Path, overwrite: bool = False) -> dict:
     """Write `out/particles.mrcs` and `out/particles.star` with `count` particles; returns a summary."""
-    from toolkit.recipes.builders import build_data
+    from toolkit.recipes.registry import source_for, task_for
 
-    if recipe["data"]["type"] != "shadows":
-        raise RunError(f"data.type: toolkit simulate draws shadows, got {recipe['data']['type']!r}")
     if count < 1:
         raise RunError(f"--count: expected a positive number of particles, got {count}")
     out = Path(out)
@@ -48,13 +30,13 @@ def simulate(recipe: dict, count: int, out: Path, overwrite: bool = False) -> di
     existing = [str(p) for p in (stack, star, preview) if p.exists()]
     if existing and not overwrite:
         raise RunError(f"{existing[0]}: already exists; pass --overwrite or choose another --out")
+    particles = source_for(recipe).draw_particles(count, task_for(recipe).orientation_condition)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise RunError(f"{out}: cannot create the output folder ({error.strerror or error})") from None
 
     spec = recipe["data"]
-    particles = draw_particles(build_data(recipe).source, count)
     ctf = None
     if particles["defocus"] is not None:
         microscope = spec["ctf"]
@@ -84,7 +66,7 @@ def simulate(recipe: dict, count: int, out: Path, overwrite: bool = False) -> di
 
 def draw_preview(images: np.ndarray, path: Path, count: int = 16) -> Path:
     """The first particles in a grid, each scaled to its own range, y pointing up."""
-    from toolkit import plots
+    from toolkit.figures import plots
 
     shown = images[:count, ::-1]  # row 0 holds the lowest y
     low = shown.min(axis=(1, 2), keepdims=True)

@@ -15,10 +15,11 @@ import numpy as np
 import tensorflow as tf
 
 from toolkit.errors import RunError
-from toolkit.geometry import geodesic_angle, matrix_to_relion, relion_to_matrix
+from toolkit.geometry import error_statistics, matrix_to_relion, orientation_errors, relion_to_matrix
 from toolkit.io.mrc import MrcFormatError, read_stack
 from toolkit.io.particles import image_name, read_particles, write_particles
 from toolkit.io.star import StarFormatError
+from toolkit.runs.directory import RunDirectory
 
 log = logging.getLogger("toolkit")
 
@@ -26,7 +27,7 @@ log = logging.getLogger("toolkit")
 def load_orientation_signature(path: Path):
     """The `orientation` function of a SavedModel (or of `RUN_DIR/saved_model`) and its image spec."""
     path = Path(path)
-    saved = path / "saved_model" if (path / "saved_model").is_dir() else path
+    saved = RunDirectory(path).saved_model if RunDirectory(path).saved_model.is_dir() else path
     if not (saved / "saved_model.pb").is_file():
         raise RunError(f"{path}: no SavedModel here or in saved_model/; give a run directory or an export")
     module = tf.saved_model.load(str(saved))
@@ -91,13 +92,8 @@ def predict(function, spec, images: np.ndarray, batch_size: int) -> np.ndarray:
 
 
 def error_summary(true_angles: np.ndarray, rotations: np.ndarray) -> dict:
-    """Geodesic error (degrees) of predicted poses against RELION angles from the input STAR."""
-    errors = geodesic_angle(relion_to_matrix(true_angles.astype(np.float32)), rotations, degrees=True).numpy()
-    return {
-        "median_error_degrees": float(np.median(errors)),
-        "mean_error_degrees": float(np.mean(errors)),
-        **{f"within_{t}_degrees": float(np.mean(errors <= t)) for t in (5, 10, 15)},
-    }
+    """Geodesic error statistics (degrees) of predicted poses against RELION angles from the input STAR."""
+    return error_statistics(orientation_errors(relion_to_matrix(true_angles.astype(np.float32)), rotations))
 
 
 def infer(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from toolkit.plots import plt, save
+from toolkit.figures.plots import plt, save
 
 
 def als_convergence(curves: dict[str, list[float]], rank: int, path: Path) -> Path:
@@ -26,21 +26,22 @@ def als_convergence(curves: dict[str, list[float]], rank: int, path: Path) -> Pa
     return save(fig, path)
 
 
-def rank_sweep(rows: list[dict], original: dict, path: Path, finetune_steps: int) -> Path:
-    """Validation -ELBO and MSE against the parameters of the compressed layers, one point per rank.
+def rank_sweep(rows: list[dict], original: dict, path: Path, finetune_steps: int, metric: str) -> Path:
+    """The validation loss and one more metric against the parameters of the compressed layers.
 
     Args:
         rows: one dict per rank with `rank`, `layer_params`, `compressed` and, when fine-tuned,
-            `finetuned` (each a metrics dict with `loss` and `val_mse`).
+            `finetuned` (each a metrics dict with `loss` and `metric`).
         original: metrics of the uncompressed model (drawn as a horizontal line).
         path: where to write the PNG.
         finetune_steps: steps of the short fine-tune behind `finetuned`, for the legend.
+        metric: the key of the second panel, e.g. `"val_mse"` (drawn on a log axis).
     """
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     x = [row["layer_params"] for row in rows]
     for ax, key, label in (
-        (axes[0], "loss", "validation -ELBO (nats)"),
-        (axes[1], "val_mse", "validation MSE"),
+        (axes[0], "loss", "validation loss (the task's; -ELBO for a VAE)"),
+        (axes[1], metric, metric),
     ):
         ax.plot(x, [row["compressed"][key] for row in rows], marker="o", label="before fine-tuning")
         if all("finetuned" in row for row in rows):
@@ -58,7 +59,7 @@ def rank_sweep(rows: list[dict], original: dict, path: Path, finetune_steps: int
         ax.set_xscale("log")
         ax.set_xlabel("parameters of the compressed layers")
         ax.set_ylabel(label)
-    axes[1].set_yscale("log")  # the -ELBO can be negative (Gaussian likelihood): linear axis there
+    axes[1].set_yscale("log")  # the loss can be negative (a Gaussian -ELBO): linear axis there
     axes[1].legend(fontsize=7)
     fig.suptitle("CP rank sweep")
     return save(fig, path)

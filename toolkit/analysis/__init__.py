@@ -1,0 +1,1 @@
+"""Analyses of trained models: how a latent space organises its examples."""

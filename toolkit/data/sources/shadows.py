@@ -1,0 +1,101 @@
+"""`data.type: shadows`: sequences of shadows of a 3D sample, rendered on the fly."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from toolkit.data.shadows import SIMULATE_STREAM, CTFDraws, OrientationSampler, ShadowData
+from toolkit.data.sources.base import DataBundle, DataShapes, DataSource, OrientationCondition
+from toolkit.geometry.representations import REPRESENTATION_WIDTHS
+from toolkit.recipes.spec import SAMPLES
+
+
+def orientation_sampler(spec: dict) -> OrientationSampler:
+    """The `orientations:` component of a shadows section."""
+    if spec["type"] == "euler_ranges":
+        return OrientationSampler("euler_ranges", spec["convention"], tuple(tuple(r) for r in spec["ranges"]))
+    return OrientationSampler(spec["type"])
+
+
+class ShadowSource(DataSource):
+    """Shadows of the recipe's sample at drawn orientations, with optional CTF and noise.
+
+    The recipe schema's `build` of each sample type makes the sample, so a new sample kind
+    is a schema entry and its builder, not a change here.
+    """
+
+    name = "shadows"
+
+    def shapes(self, condition=None, measured=None) -> DataShapes:
+        condition = condition or OrientationCondition()
+        keys = ("images", "condition", "rotations") + (("defocus",) if self.spec["ctf"] else ())
+        return DataShapes(
+            image_size=self.spec["image_size"],
+            channels=1,
+            sequence_length=self.spec["sequence_length"],
+            keys=keys,
+            condition="orientation",
+            condition_width=REPRESENTATION_WIDTHS[condition.representation],
+            y_up=True,
+            image_size_key="data.image_size",
+            measured=dict(measured or {}),
+        )
+
+    def check(self) -> list[str]:
+        ctf, errors = self.spec["ctf"], []
+        if ctf and ctf["defocus_min"] > ctf["defocus_max"]:
+            errors.append(
+                f"data.ctf.defocus_min: {ctf['defocus_min']} exceeds data.ctf.defocus_max "
+                f"{ctf['defocus_max']}; swap them"
+            )
+        if ctf and ctf["astigmatism"] > 2 * ctf["defocus_min"]:
+            errors.append(
+                f"data.ctf.astigmatism: {ctf['astigmatism']} would make defocus_v negative at "
+                f"defocus_min {ctf['defocus_min']}; use at most {2 * ctf['defocus_min']}"
+            )
+        return errors
+
+    def shadow_data(self, condition=None, measured=None) -> ShadowData:
+        """The `ShadowData` of the section; its intensity scale is measured unless `measured` has it."""
+        spec, condition = self.spec, condition or OrientationCondition()
+        settings = dict(
+            sample=SAMPLES[spec["sample"]["type"]].make(spec["sample"]),
+            image_size=spec["image_size"],
+            extent=spec["extent"],
+            sequence_length=spec["sequence_length"],
+            orientations=orientation_sampler(spec["orientations"]),
+            representation=condition.representation,
+            convention=condition.convention,
+            snr=spec["snr"],
+            seed=spec["seed"],
+            pixel_size=spec["pixel_size"],
+            ctf=CTFDraws(**spec["ctf"]) if spec["ctf"] else None,
+        )
+        if measured and "intensity_scale" in measured:
+            return ShadowData(**settings, intensity_scale=float(measured["intensity_scale"]))
+        return ShadowData.create(**settings)
+
+    def build(self, condition=None, measured=None) -> DataBundle:
+        source = self.shadow_data(condition, measured)
+        return DataBundle(
+            train_dataset=source.train_dataset,
+            validation=source.validation_set(self.spec["validation_size"]),
+            shapes=self.shapes(condition, {"intensity_scale": source.intensity_scale}),
+            source=source,
+        )
+
+    def draw_particles(self, count, condition=None) -> dict:
+        source = self.shadow_data(condition)
+        drawn = source.draw(math.ceil(count / source.sequence_length), SIMULATE_STREAM)
+        size = source.image_size
+
+        def flat(key, item_shape):
+            return np.reshape(drawn[key], (-1, *item_shape))[:count] if key in drawn else None
+
+        return {
+            "images": flat("images", (size, size)),
+            "rotations": flat("rotations", (3, 3)),
+            "defocus": flat("defocus", (3,)),
+        }

@@ -1,0 +1,1 @@
+"""Figures: the drawing functions every task and command uses."""
