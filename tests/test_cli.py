@@ -120,6 +120,31 @@ def test_export_and_plot_commands(tiny_run, tmp_path):
     assert (out / "figures" / "loss_curves.png").exists()
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["validate", "missing.yaml"],
+        ["infer", "no-run", "no.star", "--out", "p.star"],
+        ["export", "no-run"],
+        ["simulate", "missing.yaml", "--out", "sim"],
+    ],
+    ids=lambda args: args[0],
+)
+def test_every_command_keeps_tensorflow_start_up_lines_off_the_terminal(tmp_path, args):
+    """Even with TensorFlow's own logging fully on, a command prints its one error line only."""
+    result = subprocess.run(
+        [sys.executable, "-m", "toolkit", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"},
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert result.returncode == 2
+    assert [line for line in result.stderr.splitlines() if line] == [result.stderr.strip()]
+    assert result.stderr.startswith("error: ") and "cuInit" not in result.stderr
+
+
 def test_recipes_and_validate_and_dry_run(recipes_dir):
     runner = CliRunner()
     listing = runner.invoke(cli, ["recipes", "--dir", str(recipes_dir)])

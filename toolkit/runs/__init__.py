@@ -1,0 +1,1 @@
+"""Run directories: their layout, training and resuming, loading, export, compression and inference."""
