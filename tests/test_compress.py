@@ -267,3 +267,19 @@ def test_dense_rank_is_validated_typed_and_serialized(tmp_path):
         ]
         is None
     )
+
+
+def test_an_orientation_run_compresses_through_its_task(tmp_path, tiny_f_orientation):
+    """The task decides the metrics: an estimator is scored by its geodesic error, not an ELBO."""
+    recipe, overrides = tiny_f_orientation
+    run(recipe, overrides + ["output.figures=false", "output.export=false"], out=tmp_path / "run", quiet=True)
+    summary = compress_run(
+        tmp_path / "run", 2, "encoder/output_dense", finetune_steps=1, out=tmp_path / "cpd", sweep_ranks=()
+    )
+    assert set(summary["relative_change"]) == {"loss", "val_median_error_deg", "val_mean_error_deg"}
+    for stage in ("original", "compressed", "finetuned"):
+        metrics = summary["validation"][stage]
+        assert metrics["loss"] == metrics["val_mean_error_deg"] and 0 <= metrics["loss"] <= 180
+    loaded = load_run(tmp_path / "cpd")
+    assert isinstance(sublayer(loaded.model, "encoder/output_dense"), CPDDense) and loaded.step == 3
+    assert set(tf.saved_model.load(str(tmp_path / "cpd" / "saved_model")).signatures) == {"orientation"}

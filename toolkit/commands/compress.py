@@ -20,15 +20,15 @@ def parse_ranks(text: str) -> tuple[int, ...]:
 
 
 def describe(summary: dict) -> str:
-    """One line: the parameter ratio and the validation changes."""
+    """One line: the parameter ratio and the changes of the validation metrics."""
     params, change = summary["parameters"], summary["relative_change"]
+    others = ", ".join(f"{key} {value['finetuned']:+.1%}" for key, value in change.items() if key != "loss")
     return (
         f"compressed layers {params['layers_before']:,} -> {params['layers_after']:,} parameters "
         f"({params['layers_ratio']:.1f}x; model {params['model_ratio']:.2f}x); relative change of the "
-        f"validation -ELBO {change['loss']['compressed']:+.2%} before, "
+        f"validation loss {change['loss']['compressed']:+.2%} before, "
         f"{change['loss']['finetuned']:+.2%} after "
-        f"{summary['finetune']['steps']} fine-tuning steps (MSE {change['val_mse']['finetuned']:+.1%}, "
-        f"SSIM {change['val_ssim']['finetuned']:+.1%})"
+        f"{summary['finetune']['steps']} fine-tuning steps ({others})"
     )
 
 
