@@ -33,7 +33,11 @@ def test_data_json_holds_the_shapes_and_the_measured_intensity_scale(tiny_run, t
     sample = recipe["data"]["sample"]
     views = quaternion_to_matrix(np.random.default_rng(0).standard_normal((1024, 4)).astype("float32"))
     peak = float(
-        np.max(render_shadows(letter_f(sample["size"], sample["thickness"], sample["blob_sigma"]), views, 16, 0.75))
+        np.max(
+            render_shadows(
+                letter_f(sample["size"], sample["thickness"], sample["blob_sigma"]), views, 16, 0.75
+            )
+        )
     )
     assert stored["measured"]["intensity_scale"] == pytest.approx(peak, rel=0.05)
 
@@ -47,7 +51,9 @@ def test_export_renders_no_training_data(tiny_run, tmp_path, monkeypatch):
     monkeypatch.setattr(toolkit.data.shadows, "render_shadows", refuse)
     loaded = load_run(tiny_run)
     assert loaded.data is None and loaded.step == 2
-    assert export_saved_model(loaded.task, loaded.model, loaded.shapes, tmp_path / "export") == ["orientation"]
+    assert export_saved_model(loaded.task, loaded.model, loaded.shapes, tmp_path / "export") == [
+        "orientation"
+    ]
 
 
 def test_loading_with_data_reuses_the_measured_scale(tiny_run):

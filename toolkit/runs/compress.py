@@ -231,7 +231,9 @@ def finetune(task, model, optimizer, data, recipe: dict, steps: int, start_step:
     if steps == 0:
         return 0.0
     strategy = tf.distribute.get_strategy()
-    result = train(task, model, data, recipe, strategy, run, optimizer, start_step, stop_step=start_step + steps)
+    result = train(
+        task, model, data, recipe, strategy, run, optimizer, start_step, stop_step=start_step + steps
+    )
     return result.train_seconds
 
 
@@ -416,11 +418,15 @@ def compress_run(
     return summary
 
 
-def write_outputs(target: RunDirectory, recipe: dict, task, model, optimizer, data, summary: dict, export: bool):
-    """recipe.yaml, data.json, a checkpoint (so `load_run` reloads it), figures, the SavedModel, summary.json."""
+def write_outputs(
+    target: RunDirectory, recipe: dict, task, model, optimizer, data, summary: dict, export: bool
+):
+    """recipe.yaml, data.json, a checkpoint (so `load_run` reloads it), figures, SavedModel, summary.json."""
     target.write_recipe(recipe)
     target.write_shapes(data.shapes)
-    save_checkpoint(target.checkpoints, summary["step"], model, optimizer, recipe["train"]["keep_checkpoints"])
+    save_checkpoint(
+        target.checkpoints, summary["step"], model, optimizer, recipe["train"]["keep_checkpoints"]
+    )
     curves = {name: info["als_errors"] for name, info in summary["layers"].items()}
     compression_figures.als_convergence(curves, summary["rank"], target.figures / "als_convergence.png")
     if summary["sweep"]:

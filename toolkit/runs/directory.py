@@ -115,7 +115,9 @@ class RunDirectory:
         try:
             replace_atomically(path, lambda temporary: temporary.write_text(text))
         except OSError as error:
-            raise RunError(f"{self.path}: cannot write the run directory ({error.strerror or error})") from None
+            raise RunError(
+                f"{self.path}: cannot write the run directory ({error.strerror or error})"
+            ) from None
 
     def write_recipe(self, recipe: dict) -> None:
         self.write_text(self.recipe, yaml.safe_dump(recipe, sort_keys=False))

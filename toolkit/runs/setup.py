@@ -9,6 +9,7 @@ from toolkit.recipes.registry import source_for, strategy_for, task_for
 from toolkit.training.loop import build_for_training, check_same_recipe
 from toolkit.training.optimizers import make_optimizer
 
+
 class Setup:
     """The strategy, task and data source of a recipe; `data()` and `model()` build the rest.
 
