@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import operator
 import os
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from toolkit.io.atomic import replace_atomically
 
 HEADER_BYTES = 1024
 
@@ -252,15 +253,9 @@ def write_stack(path: str | os.PathLike, images, pixel_size: float, overwrite: b
     header["map"], header["machst"] = b"MAP ", (0x44, 0x44, 0, 0)
     header["nlabl"], header["label"][0] = 1, b"toolkit write_stack"
 
-    # Write a hidden sibling, then rename: readers never see a partial file.
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
+    def write(temporary: Path) -> None:
         with open(temporary, "xb") as handle:
             handle.write(header.tobytes())
             handle.write(memoryview(data).cast("B"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
+
+    return replace_atomically(path, write)

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 import re
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from toolkit.io.atomic import replace_atomically
 
 # One field of a line: a quoted string (STAR closes a quote only before whitespace or the line end),
 # a comment running to the line end, or a bare word.
@@ -204,26 +205,6 @@ def _loop_lines(block: str, columns: Mapping[str, Sequence]) -> list[str]:
     return header + rows
 
 
-def _write_atomically(path: Path, text: str, overwrite: bool) -> Path:
-    if not overwrite and path.exists():
-        raise FileExistsError(f"{path}: already exists; pass overwrite=True to replace it")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"{path}: folder {path.parent} does not exist; create it first")
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        # os.open with mode 0o666 leaves the permissions to the umask (tempfile would make them 0o600).
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with open(descriptor, "w", encoding="utf-8", newline="\n") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_star(path: str | os.PathLike, blocks: Mapping[str, Mapping], overwrite: bool = False) -> Path:
     """Write data blocks as RELION-style loops, atomically (a temporary file in the same folder, renamed).
 
@@ -252,4 +233,7 @@ def write_star(path: str | os.PathLike, blocks: Mapping[str, Mapping], overwrite
         if len(columns):  # len, not truth: a DataFrame has no truth value
             lines += _loop_lines(str(name), columns)
         lines.append("")
-    return _write_atomically(Path(path), "\n".join(lines) + "\n", overwrite)
+    text = "\n".join(lines) + "\n"
+    return replace_atomically(
+        path, lambda temporary: temporary.write_text(text, encoding="utf-8", newline="\n"), overwrite
+    )

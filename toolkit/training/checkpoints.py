@@ -1,4 +1,4 @@
-"""Checkpoints as one .npz per step, written atomically (temporary name, then rename)."""
+"""Checkpoints as one .npz per step, written atomically (`toolkit.io.atomic`)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from toolkit.errors import RunError
+from toolkit.io.atomic import replace_atomically
 
 PATTERN = re.compile(r"^step-(\d+)\.npz$")
 EXTRA = "extra/"  # key prefix of the non-variable arrays a checkpoint carries
@@ -53,16 +54,12 @@ def save_checkpoint(directory: Path, step: int, model, optimizer, keep: int, ext
     values = variable_values(model, optimizer)
     values.update({f"{EXTRA}{name}": np.asarray(value) for name, value in (extra or {}).items()})
     final = directory / f"step-{step}.npz"
-    temporary = directory / f".step-{step}.npz.tmp"
-    try:
-        with open(temporary, "wb") as handle:
+
+    def write(temporary: Path) -> None:
+        with open(temporary, "wb") as handle:  # a handle: np.savez would add .npz to a path
             np.savez(handle, **values)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, final)  # atomic: a crash leaves the old set or the new file, never half
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+
+    replace_atomically(final, write)  # a crash leaves the old set or the new file, never half
     for _, old in list_checkpoints(directory)[:-keep]:
         old.unlink(missing_ok=True)
     return final

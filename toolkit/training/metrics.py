@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 import tensorflow as tf
+
+from toolkit.io.atomic import replace_atomically
 
 
 class MetricsLog:
@@ -95,14 +96,3 @@ def write_rows(path: Path, rows: list[dict]) -> None:
                 writer.writerows(rows)
 
     replace_atomically(path, write)
-
-
-def replace_atomically(path: Path, write) -> None:
-    """`write(temporary)` beside `path`, then rename it over `path`; a failure leaves `path` unchanged."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
