@@ -4,9 +4,9 @@ import keras
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from toolkit.geometry import error_statistics
 from toolkit.layers import OrientationHead, RotationConditionedEncoder
 from toolkit.models import OrientationEstimator
-from toolkit.geometry import error_statistics
 from toolkit.tasks.orientation_estimator import validation_errors
 
 
