@@ -137,7 +137,7 @@ MALFORMED = [
     (
         "layer constructor check",
         changed(model={"decoder": {"condition_units": -1}}),
-        "model.decoder: ProjectionDecoder: `condition_units` must be >= 0, got -1",
+        "model.decoder.condition_units: ProjectionDecoder: `condition_units` must be >= 0, got -1",
     ),
     (
         "lstm on mnist",

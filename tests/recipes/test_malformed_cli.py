@@ -11,19 +11,15 @@ from toolkit.cli import cli
 F_SHADOW = Path(__file__).resolve().parents[2] / "recipes" / "f_shadow.yaml"
 RECIPE = yaml.safe_load(F_SHADOW.read_text())
 
-#: (id, --set overrides on the shipped f_shadow recipe, text expected in the one error line)
+#: (id, --set overrides on the shipped f_shadow recipe, text expected in the one error line). Kinds
+#: of mistake that `test_mutations.py` generates for every shipped recipe are not repeated here.
 BAD_OVERRIDES = [
-    ("misspelt key", ["train.epohcs=3"], "train.epohcs: unknown key (did you mean 'epochs'?)"),
-    ("misspelt section", ["trian.epochs=3"], "trian: unknown key (did you mean 'train'?)"),
-    ("negative int", ["model.latent_dim=-2"], "model.latent_dim: expected a number >= 1, got -2"),
     ("float for int", ["model.latent_dim=2.5"], "model.latent_dim: expected an integer, got 2.5"),
     ("bool for int", ["train.epochs=true"], "train.epochs: expected an integer, got True"),
     ("text for int", ["data.image_size=ten"], "data.image_size: expected an integer, got 'ten'"),
     ("text for float", ["train.learning_rate=fast"], "train.learning_rate: expected a number, got 'fast'"),
     ("zero learning rate", ["train.learning_rate=0"], "train.learning_rate: expected a number > 0.0, got 0"),
     ("zero validation size", ["data.validation_size=0"], "data.validation_size: expected a number >= 1"),
-    ("negative snr", ["data.snr=-1"], "data.snr: expected a number > 0.0"),
-    ("null for a required value", ["data.image_size=null"], "data.image_size: expected a value"),
     ("text for bool", ["output.figures=maybe"], "output.figures: expected true or false, got 'maybe'"),
     ("unknown optimizer", ["train.optimizer=adamm"], "train.optimizer: expected one of adam"),
     ("unknown condition", ["model.condition=angles"], "model.condition: expected one of euler"),
@@ -37,8 +33,6 @@ BAD_OVERRIDES = [
         ["model.decoder.type=ProjectionDecodr"],
         "model.decoder.type: unknown type 'ProjectionDecodr' (did you mean 'ProjectionDecoder'?)",
     ),
-    ("unknown data type", ["data.type=cifar"], "data.type: unknown type 'cifar'"),
-    ("unknown strategy", ["strategy.type=tpu"], "strategy.type: unknown type 'tpu'"),
     ("unknown layer argument", ["model.encoder.filtres=[8]"], "model.encoder.filtres: unknown key"),
     ("argument the builder sets", ["model.decoder.image_size=64"], "model.decoder.image_size: unknown key"),
     (
@@ -47,7 +41,6 @@ BAD_OVERRIDES = [
         "model.encoder.filters[0]: expected a number >= 1",
     ),
     ("scalar for a list", ["model.encoder.filters=8"], "model.encoder.filters: expected a list, got 8"),
-    ("scalar for a section", ["train=5"], "train: expected a mapping of keys, got 5"),
     (
         "devices not a list",
         ["strategy.type=mirrored", "strategy.devices=/cpu:0"],
@@ -61,7 +54,7 @@ BAD_OVERRIDES = [
     (
         "layer's own check",
         ["model.decoder.condition_units=-1"],
-        "model.decoder: ProjectionDecoder: `condition_units`",
+        "model.decoder.condition_units: ProjectionDecoder: `condition_units`",
     ),
     (
         "image size vs decoder upsampling",

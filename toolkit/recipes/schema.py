@@ -168,9 +168,11 @@ def validate_section(path: str, value, fields: dict[str, Field], errors: list[st
         errors.append(f"{path or 'recipe'}: expected a mapping of keys, got {describe(value)}")
         return None
     prefix = f"{path}." if path else ""
+    unwritten = [name for name in fields if name not in value]  # a typo stands for a key not written
     for key in value:
         if key not in fields:
-            errors.append(f"{prefix}{key}: unknown key{suggest(key, fields)}; allowed: {', '.join(fields)}")
+            hint = suggest(key, unwritten) or suggest(key, fields)
+            errors.append(f"{prefix}{key}: unknown key{hint}; allowed: {', '.join(fields)}")
     out = {}
     for key, spec in fields.items():
         if key in value:
@@ -192,7 +194,9 @@ def validate_component(path: str, value, registry: dict[str, Component], errors:
     kind = value.get("type")
     if kind not in registry:
         if kind is None:
-            errors.append(f"{path}.type: missing; expected one of {', '.join(registry)}")
+            typo = difflib.get_close_matches("type", [str(k) for k in value if k != "type"], n=1, cutoff=0.6)
+            written = f"{path}.{typo[0]}: unknown key (did you mean 'type'?); " if typo else ""
+            errors.append(f"{written}{path}.type: missing; expected one of {', '.join(registry)}")
         else:
             errors.append(
                 f"{path}.type: unknown type {kind!r}{suggest(kind, registry)}; "

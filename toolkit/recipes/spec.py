@@ -17,6 +17,11 @@ def positive_int(default, description, **kw):
     return Field("int", default, description, minimum=1, **kw)
 
 
+def seed_field(description: str) -> Field:
+    """A seed: any integer numpy, TensorFlow and Keras all accept (non-negative, below 2**32)."""
+    return Field("int", 0, description, minimum=0, maximum=2**32 - 1)
+
+
 def positive_float(default, description, **kw):
     return Field("float", default, description, minimum=0.0, exclusive_minimum=True, **kw)
 
@@ -37,7 +42,7 @@ SAMPLES = {
             "count": positive_int(40, "number of blobs"),
             "radius": positive_float(0.5, "radius of the ball the blobs are drawn in"),
             "sigma": positive_float(0.05, "width of each blob"),
-            "seed": Field("int", 0, "seed of the blob positions"),
+            "seed": seed_field("seed of the blob positions"),
         },
         build=gaussian_blobs,
     ),
@@ -101,7 +106,7 @@ DATA = {
                 fields=CTF,
             ),
             "validation_size": positive_int(256, "sequences in the fixed validation set"),
-            "seed": Field("int", 0, "seed of the orientations, CTF and noise"),
+            "seed": seed_field("seed of the orientations, CTF and noise"),
         },
     ),
     "mnist": Component(
@@ -124,7 +129,7 @@ DATA = {
                 exclusive_minimum=True,
             ),
             "conditional": Field("bool", False, "condition the model on the digit label (one-hot)"),
-            "seed": Field("int", 0, "seed of the split and shuffling"),
+            "seed": seed_field("seed of the split and shuffling"),
         },
     ),
 }
@@ -225,7 +230,7 @@ TRAIN = {
     "global_batch_size": positive_int(64, "examples per step, summed over all replicas"),
     "epochs": positive_int(10, "number of epochs"),
     "steps_per_epoch": positive_int(100, "optimizer steps per epoch"),
-    "seed": Field("int", 0, "seed of the weights, sampling noise and data order"),
+    "seed": seed_field("seed of the weights, sampling noise and data order"),
     "checkpoint_every": positive_int(100, "steps between checkpoints"),
     "keep_checkpoints": positive_int(3, "checkpoints kept (the newest)"),
 }

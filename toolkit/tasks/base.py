@@ -18,6 +18,7 @@ not an assumption of the loop.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import tensorflow as tf
@@ -55,6 +56,24 @@ class Task:
     def check(self, shapes: DataShapes) -> list[str]:
         """Errors (one line each, with key paths) for settings that contradict the data or each other."""
         return []
+
+    def layer_errors(self, parts) -> list[str]:
+        """Construct each layer once (no weights are made) so its own argument checks run now.
+
+        `parts` holds `(part, registry, fixed)`: the `model.<part>` section, the schema registry
+        of its `type`, and the arguments the task sets itself. An error names the argument's
+        key path when the layer's message names the argument (`units`).
+        """
+        errors = []
+        for part, registry, fixed in parts:
+            section = self.spec[part]
+            try:
+                registry[section["type"]].make(section, **fixed)
+            except (ValueError, TypeError) as error:
+                named = re.search(r"`(\w+)`", str(error))
+                where = f"{part}.{named[1]}" if named and named[1] in section else part
+                errors.append(f"model.{where}: {error}")
+        return errors
 
     def build_model(self, shapes: DataShapes):
         """The model of the recipe's `model:` section, sized for `shapes` (call under a strategy scope)."""

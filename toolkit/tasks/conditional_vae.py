@@ -65,22 +65,12 @@ class ConditionalVAETask(Task):
                 "model.sampler.type: Dense reads one shadow, but data.sequence_length is "
                 f"{shapes.sequence_length}; use LSTMSampler or sequence_length: 1"
             )
-        return errors + self.layer_errors()
-
-    def layer_errors(self) -> list[str]:
-        """Construct each layer once (no weights are made) so its own argument checks run now."""
-        spec, errors = self.spec, []
         parts = (
             ("encoder", ENCODERS, {}),
             ("sampler", SAMPLERS, {"latent_dim": spec["latent_dim"]}),
             ("decoder", DECODERS, {"image_size": 2 ** len(spec["decoder"]["filters"])}),
         )
-        for part, registry, fixed in parts:
-            try:
-                registry[spec[part]["type"]].make(spec[part], **fixed)
-            except (ValueError, TypeError) as error:
-                errors.append(f"model.{part}: {error}")
-        return errors
+        return errors + self.layer_errors(parts)
 
     def build_model(self, shapes: DataShapes) -> ConditionalVAE:
         spec = self.spec

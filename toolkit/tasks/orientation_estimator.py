@@ -30,13 +30,7 @@ class OrientationEstimatorTask(Task):
     compared_metrics = ("val_median_error_deg", "val_mean_error_deg")
 
     def check(self, shapes: DataShapes) -> list[str]:
-        errors = []
-        for part, registry in (("encoder", ENCODERS), ("head", HEADS)):
-            try:
-                registry[self.spec[part]["type"]].make(self.spec[part])
-            except (ValueError, TypeError) as error:
-                errors.append(f"model.{part}: {error}")
-        return errors
+        return self.layer_errors((("encoder", ENCODERS, {}), ("head", HEADS, {})))
 
     def build_model(self, shapes: DataShapes) -> OrientationEstimator:
         spec = self.spec
