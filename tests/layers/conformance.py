@@ -10,6 +10,10 @@ A golden's `make(**overrides)` returns a fresh, unbuilt layer; `overrides` repla
 constructor arguments (the bad-argument test uses that). `inputs()` returns a tuple of
 float32 numpy arrays, the positional arguments of the layer call, with a batch of 4 so it
 splits evenly over two replicas.
+
+The models of `toolkit.models` have goldens of their own (`MODEL_GOLDENS`): they take a
+dict of batch entries and train through `loss_terms`, as the toolkit's training loop does.
+`test_every_public_model_has_a_golden` fails until a new model has one.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from toolkit.layers.orientation_encoding import OrientationEncoding
 from toolkit.layers.orientation_head import OrientationHead
 from toolkit.layers.projection_decoder import ProjectionDecoder
 from toolkit.layers.rotation_conditioned_encoder import RotationConditionedEncoder
+from toolkit.models import ConditionalVAE, OrientationEstimator, dense_sampler, make_latent
 
 BATCH = 4
 
@@ -211,6 +216,19 @@ GOLDENS: tuple[Golden, ...] = (
         ),
         functools.partial(_vectors, 60, 8),
     ),
+    Golden(  # initializer and regularizer serialized through the config
+        "cpd_dense_regularized",
+        "CPDDense",
+        _constructor(
+            CPDDense,
+            units=6,
+            rank=3,
+            input_shape_factors=(2, 4),
+            kernel_initializer="he_normal",
+            kernel_regularizer="l2",
+        ),
+        functools.partial(_vectors, 61, 8),
+    ),
     Golden(
         "orientation_head",
         "OrientationHead",
@@ -239,9 +257,103 @@ BAD_ARGUMENTS: dict[str, tuple[dict, str]] = {
     "encoder_cpd_dense": ({"dense_rank": -1}, "-1"),
     "decoder_cpd_dense": ({"dense_rank": 2.5}, "2.5"),
     "cpd_dense": ({"rank": -2}, "-2"),
+    "cpd_dense_regularized": ({"units": 0}, "0"),
     "orientation_head": ({"hidden_units": (4, 0)}, "0"),
 }
 
 #: (golden name, capability) -> reason: a known conformance failure in a file this suite
 #: may not fix. Applied as a *strict* xfail, so the entry must be deleted once fixed.
 KNOWN_FAILURES: dict[tuple[str, str], str] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelGolden:
+    """One model configuration, its inference inputs and the extra entries of a training batch."""
+
+    name: str
+    #: Class name of the model, e.g. "ConditionalVAE".
+    model: str
+    #: `make()` returns a fresh unbuilt model.
+    make: Callable
+    #: `inputs()` returns the dict the model is called on (inference).
+    inputs: Callable[[], dict]
+    #: `training()` returns `inputs()` plus what `loss_terms` reads in training.
+    training: Callable[[], dict]
+
+
+def _shadow_vae():
+    return ConditionalVAE(
+        RotationConditionedEncoder(**_ENCODER, name="encoder"),
+        LSTMSampler(latent_dim=3, units=8, name="sampler"),
+        make_latent(3, seed=7),
+        ProjectionDecoder(**_DECODER, name="decoder"),
+        OrientationEncoding("sixd", name="orientation_encoding"),
+        likelihood_scale=0.2,
+        beta=0.5,
+    )
+
+
+def _digit_vae():
+    return ConditionalVAE(
+        RotationConditionedEncoder(**_ENCODER, name="encoder"),
+        dense_sampler(3),
+        make_latent(3, seed=8),
+        ProjectionDecoder(**_DECODER, name="decoder"),
+        likelihood="bernoulli",
+    )
+
+
+def _estimator():
+    return OrientationEstimator(
+        RotationConditionedEncoder(**_ENCODER, name="encoder"),
+        OrientationHead(hidden_units=(5,), name="head"),
+    )
+
+
+def _shadow_inputs(seed: int) -> dict:
+    images, condition = _images(seed, time=2, condition=6)
+    return {"images": images, "condition": condition}
+
+
+def _with(inputs: Callable[[], dict], seed: int, **extra) -> Callable[[], dict]:
+    """`inputs()` plus seeded entries: `latent_noise=3` (a width) or `rotations=2` (views)."""
+
+    def training():
+        rng, batch = _rng(seed), dict(inputs())
+        if "latent_noise" in extra:
+            batch["latent_noise"] = _normal(rng, BATCH, extra["latent_noise"])
+        if "rotations" in extra:
+            rotations = _rotations(rng, BATCH * extra["rotations"]).astype("float32")
+            batch["rotations"] = rotations.reshape(BATCH, extra["rotations"], 3, 3)
+        return batch
+
+    return training
+
+
+def _digit_inputs():
+    return {"images": _images(81)[0]}
+
+
+def _estimator_inputs():
+    return {"images": _images(82, time=1)[0]}
+
+
+MODEL_GOLDENS: tuple[ModelGolden, ...] = (
+    ModelGolden(
+        "shadow_vae",
+        "ConditionalVAE",
+        _shadow_vae,
+        functools.partial(_shadow_inputs, 80),
+        _with(functools.partial(_shadow_inputs, 80), 90, latent_noise=3),
+    ),
+    ModelGolden(
+        "digit_vae", "ConditionalVAE", _digit_vae, _digit_inputs, _with(_digit_inputs, 91, latent_noise=3)
+    ),
+    ModelGolden(
+        "orientation_estimator",
+        "OrientationEstimator",
+        _estimator,
+        _estimator_inputs,
+        _with(_estimator_inputs, 92, rotations=1),
+    ),
+)

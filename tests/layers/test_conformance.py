@@ -1,4 +1,4 @@
-"""Conformance suite: every capability a toolkit layer must have, tested on every golden.
+"""Conformance suite: every capability a toolkit layer or model must have, tested on every golden.
 
 One test per capability, parametrized over the registry in `conformance.py` (Sonnet's
 conformance-test pattern), so adding a golden there covers a new layer everywhere:
@@ -12,7 +12,9 @@ conformance-test pattern), so adding a golden there covers a new layer everywher
 7. XLA (`jit_compile=True`) forward equal to the eager forward,
 8. constructors rejecting bad arguments with a ValueError naming the layer and the value,
 
-plus meta tests: every public layer has a golden and a documented constructor.
+plus meta tests: every public layer has a golden and a documented constructor. The models
+(`conformance.MODEL_GOLDENS`) are checked for config and `.keras` round trips, a SavedModel
+run by TensorFlow alone, a MirroredStrategy step equal to the one-device step, and `model.fit`.
 """
 
 from __future__ import annotations
@@ -481,3 +483,158 @@ def test_public_layer_docstring(name):
     assert any(line in ("Example:", "Examples:") for line in lines), (
         f"{name} docstring has no 'Example' section"
     )
+
+
+# --------------------------------------------------------------------------- the models
+#: The models take a dict of batch entries and train through `loss_terms` (the toolkit's
+#: loop); each capability is checked on every `conformance.MODEL_GOLDENS` entry.
+
+MODEL_GOLDENS = conformance.MODEL_GOLDENS
+model_goldens = pytest.mark.parametrize("golden", MODEL_GOLDENS, ids=[g.name for g in MODEL_GOLDENS])
+
+
+def built_model(golden):
+    model = golden.make()
+    model(golden.inputs(), training=False)
+    return model
+
+
+def step_loss(model, batch, global_batch: int):
+    """The loop's objective: each loss term summed over the batch, over the global batch size."""
+    terms = model.loss_terms(batch, training=True)
+    return tf.add_n(
+        [weight * tf.reduce_sum(terms[name]) / global_batch for name, weight in model.term_weights.items()]
+    )
+
+
+@model_goldens
+def test_model_config_round_trip(golden):
+    model = built_model(golden)
+    inputs = golden.inputs()
+    clone = type(model).from_config(json.loads(json.dumps(model.get_config())))
+    clone(inputs, training=False)
+    clone.set_weights(model.get_weights())
+    assert_same_outputs(to_numpy(clone(inputs, training=False)), to_numpy(model(inputs, training=False)))
+
+
+@model_goldens
+def test_model_keras_file_round_trip(golden, tmp_path):
+    model = built_model(golden)
+    inputs = golden.inputs()
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert type(loaded) is type(model)
+    assert_same_outputs(to_numpy(loaded(inputs, training=False)), to_numpy(model(inputs, training=False)))
+    batch = golden.training()
+    np.testing.assert_allclose(
+        to_numpy(step_loss(loaded, batch, BATCH_SIZE)),
+        to_numpy(step_loss(model, batch, BATCH_SIZE)),
+        rtol=1e-6,
+    )
+
+
+BATCH_SIZE = conformance.BATCH
+
+#: Calls the `serve` signature of each exported model with TensorFlow alone (keras and
+#: toolkit blocked, as for the layers) and saves its output.
+MODEL_CHILD_CODE = (
+    CHILD_CODE.split("entries = json.load")[0]
+    + r"""
+for entry in json.load(open(sys.argv[1])):
+    inputs = dict(np.load(f"{entry['dir']}/inputs.npz"))
+    loaded = tf.saved_model.load(f"{entry['dir']}/model")
+    out = loaded.signatures["serve"](**{k: tf.constant(v) for k, v in inputs.items()})
+    np.save(f"{entry['dir']}/child_output.npy", out["output"].numpy())
+assert "keras" not in sys.modules and "toolkit" not in sys.modules
+print("CHILD_OK")
+"""
+)
+
+
+def serving_module(model, inputs: dict):
+    """A module holding `model` and a `serve(**inputs)` signature with the batch size left open."""
+    module = tf.Module()
+    module.model = model
+    specs = {k: tf.TensorSpec([None, *v.shape[1:]], tf.float32, name=k) for k, v in inputs.items()}
+    serve = tf.function(lambda **x: {"output": module.model(x, training=False)})
+    return module, serve.get_concrete_function(**specs)
+
+
+def test_every_model_exports_and_runs_in_a_tensorflow_only_process(tmp_path):
+    manifest, expected = [], {}
+    for golden in MODEL_GOLDENS:
+        model, inputs = built_model(golden), golden.inputs()
+        directory = tmp_path / golden.name
+        directory.mkdir()
+        module, signature = serving_module(model, inputs)
+        tf.saved_model.save(module, str(directory / "model"), signatures={"serve": signature})
+        np.savez(directory / "inputs.npz", **inputs)
+        expected[golden.name] = to_numpy(model(inputs, training=False))
+        manifest.append({"dir": str(directory)})
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    child = subprocess.run(
+        [sys.executable, "-c", MODEL_CHILD_CODE, str(tmp_path / "manifest.json")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert child.returncode == 0 and "CHILD_OK" in child.stdout, child.stderr[-5000:]
+    for golden in MODEL_GOLDENS:
+        got = np.load(tmp_path / golden.name / "child_output.npy")
+        np.testing.assert_allclose(got, expected[golden.name], rtol=1e-5, atol=1e-6, err_msg=golden.name)
+
+
+@model_goldens
+def test_model_mirrored_strategy_step_equals_one_device(golden, strategy):
+    batch = golden.training()
+    with strategy.scope():
+        model = built_model(golden)
+        optimizer = keras.optimizers.SGD(learning_rate=0.1)
+        optimizer.build(model.trainable_variables)
+    reference = built_model(golden)
+    reference.set_weights(model.get_weights())
+
+    dataset = tf.data.Dataset.from_tensor_slices(batch).batch(BATCH_SIZE)
+    (distributed,) = list(strategy.experimental_distribute_dataset(dataset))
+
+    @tf.function
+    def train_step(batch):
+        def replica_step(batch):
+            with tf.GradientTape() as tape:
+                loss = step_loss(model, batch, BATCH_SIZE)
+            optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
+            return loss
+
+        return strategy.reduce("SUM", strategy.run(replica_step, args=(batch,)), axis=None)
+
+    loss = to_numpy(train_step(distributed))
+    with tf.GradientTape() as tape:
+        want = step_loss(reference, batch, BATCH_SIZE)
+    grads = tape.gradient(want, reference.trainable_variables)
+    keras.optimizers.SGD(learning_rate=0.1).apply(grads, reference.trainable_variables)
+    np.testing.assert_allclose(loss, to_numpy(want), rtol=1e-5)
+    for variable, expected in zip(model.trainable_variables, reference.trainable_variables, strict=True):
+        values = [to_numpy(v) for v in variable.value.values]
+        assert len(values) == strategy.num_replicas_in_sync
+        for other in values[1:]:
+            np.testing.assert_array_equal(other, values[0], err_msg=f"replicas differ: {variable.path}")
+        np.testing.assert_allclose(values[0], to_numpy(expected), rtol=1e-4, atol=1e-6, err_msg=variable.path)
+
+
+@model_goldens
+def test_model_fit_in_a_users_loop(golden):
+    model = built_model(golden)
+    before = [to_numpy(v).copy() for v in model.trainable_variables]
+    model.compile(optimizer=keras.optimizers.SGD(0.01))
+    history = model.fit(golden.training(), batch_size=BATCH_SIZE, epochs=1, verbose=0)
+    assert_finite(history.history["loss"], "training loss")
+    assert any(not np.array_equal(b, to_numpy(v)) for b, v in zip(before, model.trainable_variables))
+
+
+def test_every_public_model_has_a_golden():
+    import toolkit.models
+
+    public = {name for name in toolkit.models.__all__ if inspect.isclass(getattr(toolkit.models, name))}
+    assert public and public == {golden.model for golden in MODEL_GOLDENS}

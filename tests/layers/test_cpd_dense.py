@@ -146,52 +146,6 @@ def test_input_factors_mismatch_raises_at_build():
         layer.build((None, 64))
 
 
-def test_config_round_trip_gives_same_config_and_outputs():
-    layer = CPDDense(
-        6,
-        3,
-        (2, 4),
-        None,
-        activation="relu",
-        kernel_regularizer="l2",
-        kernel_initializer="he_normal",
-    )
-    x = _random_inputs((5, 8))
-    y = layer(x)
-
-    clone = CPDDense.from_config(layer.get_config())
-    clone.build(x.shape)
-    clone.set_weights(layer.get_weights())
-
-    assert clone.get_config() == layer.get_config()
-    np.testing.assert_array_equal(_numpy(clone(x)), _numpy(y))
-
-
-def test_keras_file_save_and_load(tmp_path):
-    model = keras.Sequential([keras.Input((12,)), CPDDense(10, 4, (3, 4), (2, 5), activation="gelu")])
-    x = _random_inputs((6, 12))
-    path = tmp_path / "cpd.keras"
-    model.save(path)
-
-    loaded = keras.saving.load_model(path)
-
-    assert isinstance(loaded.layers[0], CPDDense)
-    np.testing.assert_array_equal(_numpy(loaded(x)), _numpy(model(x)))
-
-
-def test_fit_step_in_sequential_model():
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((16,)), CPDDense(8, 4, activation="relu"), keras.layers.Dense(1)])
-    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
-    x, y = _random_inputs((32, 16)), _random_inputs((32, 1), seed=2)
-    before = [_numpy(w).copy() for w in model.layers[0].factors]
-
-    history = model.fit(x, y, epochs=2, batch_size=16, verbose=0)
-
-    assert np.all(np.isfinite(history.history["loss"]))
-    assert all(not np.allclose(b, _numpy(w)) for b, w in zip(before, model.layers[0].factors))
-
-
 def test_als_error_curve():
     # Read from tensorly 0.10 `parafac`: one entry per ALS sweep, each the relative
     # reconstruction error ||T - T_hat|| / ||T|| of the factors after that sweep.

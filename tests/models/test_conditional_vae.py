@@ -75,15 +75,6 @@ def test_model_fit_minimizes_the_beta_weighted_negative_elbo():
     assert history.history["loss"][-1] < history.history["loss"][0]
 
 
-def test_config_round_trip_and_keras_file(tmp_path):
-    model, batch = shadow_model(), inputs()
-    model(batch)
-    model.save(tmp_path / "m.keras")
-    loaded = keras.saving.load_model(tmp_path / "m.keras")
-    np.testing.assert_allclose(loaded(batch).numpy(), model(batch).numpy(), rtol=1e-6)
-    assert loaded.beta == model.beta and loaded.likelihood == "gaussian"
-
-
 @pytest.mark.parametrize(
     "kwargs, message",
     [
