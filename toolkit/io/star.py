@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from toolkit.io.atomic import replace_atomically
+from toolkit.io.atomic import write_text_atomically
 
 # One field of a line: a quoted string (STAR closes a quote only before whitespace or the line end),
 # a comment running to the line end, or a bare word.
@@ -233,7 +233,4 @@ def write_star(path: str | os.PathLike, blocks: Mapping[str, Mapping], overwrite
         if len(columns):  # len, not truth: a DataFrame has no truth value
             lines += _loop_lines(str(name), columns)
         lines.append("")
-    text = "\n".join(lines) + "\n"
-    return replace_atomically(
-        path, lambda temporary: temporary.write_text(text, encoding="utf-8", newline="\n"), overwrite
-    )
+    return write_text_atomically(path, "\n".join(lines) + "\n", overwrite)

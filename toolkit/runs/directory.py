@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 
 from toolkit.errors import RunError
-from toolkit.io.atomic import replace_atomically
+from toolkit.io.atomic import write_text_atomically
 
 
 class RunDirectory:
@@ -113,7 +113,7 @@ class RunDirectory:
     def write_text(self, path: Path, text: str) -> None:
         """Write `text` into `path` (one of this directory's files) atomically; `RunError` when it cannot."""
         try:
-            replace_atomically(path, lambda temporary: temporary.write_text(text))
+            write_text_atomically(path, text)
         except OSError as error:
             raise RunError(
                 f"{self.path}: cannot write the run directory ({error.strerror or error})"
