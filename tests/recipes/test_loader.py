@@ -49,69 +49,27 @@ def test_defaults_are_filled_and_typed(tmp_path):
     assert recipe["strategy"] == {"type": "auto"}
 
 
+#: Hand-picked mistakes that `test_mutations.py` does not generate from the shipped recipes
+#: (it covers misspelt keys and types, text, negative, null and out-of-range values, unknown
+#: types and choices, null or list sections).
 MALFORMED = [
-    ("misspelt top-level key", {**F_SHADOW, "trian": {}}, "trian: unknown key (did you mean 'train'?)"),
-    (
-        "misspelt nested key",
-        changed(train={"learning_rte": 0.1}),
-        "train.learning_rte: unknown key (did you mean",
-    ),
-    ("wrong type", changed(train={"epochs": "ten"}), "train.epochs: expected an integer, got 'ten'"),
     (
         "float for int",
         changed(train={"global_batch_size": 3.5}),
         "train.global_batch_size: expected an integer",
-    ),
-    ("negative size", changed(data={"image_size": -32}), "data.image_size: expected a number >= 1, got -32"),
-    (
-        "zero learning rate",
-        changed(train={"learning_rate": 0}),
-        "train.learning_rate: expected a number > 0.0",
-    ),
-    (
-        "negative blob",
-        changed(data={"sample": {"blob_sigma": -0.1}}),
-        "data.sample.blob_sigma: expected a number > 0",
-    ),
-    (
-        "unknown layer type",
-        changed(model={"encoder": {"type": "ResNet"}}),
-        "model.encoder.type: unknown type 'ResNet'",
-    ),
-    (
-        "misspelt layer type",
-        changed(model={"decoder": {"type": "ProjectionDecodr"}}),
-        "did you mean 'ProjectionDecoder'",
-    ),
-    ("unknown data type", {**F_SHADOW, "data": {"type": "cifar"}}, "data.type: unknown type 'cifar'"),
-    (
-        "unknown layer argument",
-        changed(model={"encoder": {"filtres": [8]}}),
-        "model.encoder.filtres: unknown key",
-    ),
-    (
-        "bad layer value",
-        changed(model={"encoder": {"filters": [0, 8]}}),
-        "model.encoder.filters[0]: expected a number >= 1",
     ),
     (
         "derived layer argument",
         changed(model={"decoder": {"image_size": 64}}),
         "model.decoder.image_size: unknown key",
     ),
-    ("bad choice", changed(model={"condition": "angles"}), "model.condition: expected one of euler"),
-    ("bad optimizer", changed(train={"optimizer": "adamm"}), "did you mean 'adam'"),
     (
         "missing version",
         {k: v for k, v in F_SHADOW.items() if k != "version"},
         "version: missing required key",
     ),
-    ("missing model", {k: v for k, v in F_SHADOW.items() if k != "model"}, "model: missing required key"),
     ("newer version", {**F_SHADOW, "version": 99}, "version: 99 is newer than this toolkit reads"),
-    ("older version", {**F_SHADOW, "version": 0}, "version: 0 is no longer supported"),
-    ("section is a list", {**F_SHADOW, "train": [1, 2]}, "train: expected a mapping of keys, got list"),
     ("bool for int", changed(train={"epochs": True}), "train.epochs: expected an integer, got True"),
-    ("null for required", changed(data={"image_size": None}), "data.image_size: expected a value"),
     (
         "bad ranges",
         changed(data={"orientations": {"type": "euler_ranges", "ranges": [[10, 0]]}}),
@@ -128,16 +86,10 @@ MALFORMED = [
         changed(model={"likelihood": {"type": "bernoulli"}}),
         "model.likelihood.type: bernoulli",
     ),
-    ("unknown strategy", {**F_SHADOW, "strategy": {"type": "tpu"}}, "strategy.type: unknown type 'tpu'"),
     (
         "strategy devices type",
         {**F_SHADOW, "strategy": {"type": "mirrored", "devices": "/cpu:0"}},
         "strategy.devices: expected a list",
-    ),
-    (
-        "layer constructor check",
-        changed(model={"decoder": {"condition_units": -1}}),
-        "model.decoder.condition_units: ProjectionDecoder: `condition_units` must be >= 0, got -1",
     ),
     (
         "lstm on mnist",
@@ -152,6 +104,13 @@ def test_malformed_recipe_names_key_path(tmp_path, data, expected):
     errors = errors_of(write(tmp_path, data))
     assert any(expected in e for e in errors), errors
     assert all("\n" not in e for e in errors)
+
+
+def test_a_misspelt_type_is_named_beside_the_missing_type(tmp_path):
+    errors = errors_of(write(tmp_path, {**F_SHADOW, "data": {"tpye": "shadows"}}))
+    assert errors == [
+        "data.tpye: unknown key (did you mean 'type'?); data.type: missing, expected one of shadows, mnist"
+    ]
 
 
 def test_every_error_is_reported_at_once(tmp_path):

@@ -71,10 +71,19 @@ class Component:
         return self.builder(**fixed, **kwargs)
 
 
-def suggest(name: str, options) -> str:
-    """A ' (did you mean ...?)' hint for a misspelt key, or ''."""
-    close = difflib.get_close_matches(str(name), [str(o) for o in options], n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+def suggest(name: str, options, prefer=()) -> str:
+    """A ' (did you mean ...?)' hint for a misspelt key, or ''.
+
+    Of the close matches (difflib), one with the same letters as `name` (two swapped:
+    `edcoder` is `decoder`, not `encoder`) comes first, then one of `prefer` (the keys not
+    written, which a typo stands for), then the closest.
+    """
+    name, options, prefer = str(name), [str(o) for o in options], {str(p) for p in prefer}
+    close = difflib.get_close_matches(name, options, n=max(len(options), 1), cutoff=0.6)
+    if not close:
+        return ""
+    best = min(close, key=lambda option: (sorted(option) != sorted(name), option not in prefer))
+    return f" (did you mean '{best}'?)"
 
 
 def describe(value) -> str:
@@ -171,7 +180,7 @@ def validate_section(path: str, value, fields: dict[str, Field], errors: list[st
     unwritten = [name for name in fields if name not in value]  # a typo stands for a key not written
     for key in value:
         if key not in fields:
-            hint = suggest(key, unwritten) or suggest(key, fields)
+            hint = suggest(key, fields, prefer=unwritten)
             errors.append(f"{prefix}{key}: unknown key{hint}; allowed: {', '.join(fields)}")
     out = {}
     for key, spec in fields.items():
@@ -192,20 +201,22 @@ def validate_component(path: str, value, registry: dict[str, Component], errors:
         errors.append(f"{path}: expected a mapping with a 'type' key, got {describe(value)}")
         return None
     kind = value.get("type")
-    if kind not in registry:
+    if isinstance(kind, (dict, list)) or kind not in registry:  # a mapping or list is no name (nor hashable)
         if kind is None:
+            # One line for both: the key the user wrote for `type`, and `type` itself missing.
             typo = difflib.get_close_matches("type", [str(k) for k in value if k != "type"], n=1, cutoff=0.6)
             written = f"{path}.{typo[0]}: unknown key (did you mean 'type'?); " if typo else ""
-            errors.append(f"{written}{path}.type: missing; expected one of {', '.join(registry)}")
+            errors.append(f"{written}{path}.type: missing, expected one of {', '.join(registry)}")
         else:
+            hint = suggest(kind, registry) if isinstance(kind, str) else ""
             errors.append(
-                f"{path}.type: unknown type {kind!r}{suggest(kind, registry)}; "
-                f"expected one of {', '.join(registry)}"
+                f"{path}.type: unknown type {describe(kind)}{hint}; expected one of {', '.join(registry)}"
             )
         return None
-    rest = {k: v for k, v in value.items() if k != "type"}
-    out = validate_section(path, rest, registry[kind].fields, errors)
-    return None if out is None else {"type": kind, **out}
+    # `type` is one of the component's keys, so a misspelt one next to it (e.g. a `tpye` over
+    # a base recipe's `type`) is hinted and `allowed:` lists it.
+    chosen = Field("str", REQUIRED, "the component's type", choices=tuple(registry))
+    return validate_section(path, value, {"type": chosen, **registry[kind].fields}, errors)
 
 
 KIND_OF_DEFAULT = {bool: "bool", int: "int", float: "float", str: "str"}

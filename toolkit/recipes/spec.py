@@ -81,7 +81,7 @@ DATA = {
         build="toolkit.data.sources.shadows:ShadowSource",
         fields={
             "sample": Field("component", {"type": "letter_f"}, "the 3D sample", registry=SAMPLES),
-            "image_size": positive_int(32, "shadow height and width in pixels"),
+            "image_size": Field("int", 32, "shadow height and width in pixels (the CTF needs 2)", minimum=2),
             "extent": positive_float(0.75, "half width of the detector field, in sample units"),
             "sequence_length": positive_int(4, "shadows per sequence (T); 1 allowed"),
             "orientations": Field(
