@@ -11,9 +11,12 @@ constructor arguments (the bad-argument test uses that). `inputs()` returns a tu
 float32 numpy arrays, the positional arguments of the layer call, with a batch of 4 so it
 splits evenly over two replicas.
 
-The models of `toolkit.models` have goldens of their own (`MODEL_GOLDENS`): they take a
-dict of batch entries and train through `loss_terms`, as the toolkit's training loop does.
-`test_every_public_model_has_a_golden` fails until a new model has one.
+The models of `toolkit.models` have goldens of their own (`MODEL_GOLDENS`, same file, same
+suite): a `ModelGolden`'s `inputs()` is the dict the model is called on and `training()` that
+dict plus what `loss_terms` reads in training (seeded `latent_noise`, true `rotations`), so
+a training step is deterministic and the two-replica step can equal the one-device step.
+`test_every_public_model_has_a_golden` fails until a new model class has one. Golden names
+are unique over both registries, so `KNOWN_FAILURES` names either kind.
 """
 
 from __future__ import annotations
@@ -262,8 +265,16 @@ BAD_ARGUMENTS: dict[str, tuple[dict, str]] = {
 }
 
 #: (golden name, capability) -> reason: a known conformance failure in a file this suite
-#: may not fix. Applied as a *strict* xfail, so the entry must be deleted once fixed.
-KNOWN_FAILURES: dict[tuple[str, str], str] = {}
+#: may not fix. Applied as a *strict* xfail, so the entry must be deleted once fixed. For
+#: the "docstring" capability the name is that of the public class.
+KNOWN_FAILURES: dict[tuple[str, str], str] = {
+    ("orientation_estimator", "mixed_precision"): (
+        "OrientationEstimator.loss_terms subtracts the float32 rotations from the float16/bfloat16 "
+        "prediction (toolkit/models/orientation_estimator.py: cast the prediction to float32)"
+    ),
+    ("ConditionalVAE", "docstring"): "no 'Example:' section in toolkit/models/conditional_vae.py",
+    ("OrientationEstimator", "docstring"): "no 'Example:' section in toolkit/models/orientation_estimator.py",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -279,6 +290,8 @@ class ModelGolden:
     inputs: Callable[[], dict]
     #: `training()` returns `inputs()` plus what `loss_terms` reads in training.
     training: Callable[[], dict]
+    #: As for `Golden`: when set, every test of this golden is skipped with this reason.
+    skip_reason: str | None = None
 
 
 def _shadow_vae():

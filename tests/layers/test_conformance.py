@@ -1,20 +1,27 @@
 """Conformance suite: every capability a toolkit layer or model must have, tested on every golden.
 
 One test per capability, parametrized over the registry in `conformance.py` (Sonnet's
-conformance-test pattern), so adding a golden there covers a new layer everywhere:
+conformance-test pattern), so adding a golden there covers a new layer or model everywhere.
+Layers (`conformance.GOLDENS`):
 
 1. config and `keras.saving` (de)serialization round trips,
 2. training inside functional, Sequential and subclassed user models with `model.fit`,
 3. `.keras` save and `keras.saving.load_model`,
 4. SavedModel export, reloaded in a separate process that imports only TensorFlow,
-5. one training step under `tf.distribute.MirroredStrategy` on two logical CPUs,
+5. one training step under `tf.distribute.MirroredStrategy` on two logical CPUs, equal to
+   the same step on one device,
 6. forward passes under the `mixed_float16` and `mixed_bfloat16` dtype policies,
 7. XLA (`jit_compile=True`) forward equal to the eager forward,
-8. constructors rejecting bad arguments with a ValueError naming the layer and the value,
+8. constructors rejecting bad arguments with a ValueError naming the layer and the value.
 
-plus meta tests: every public layer has a golden and a documented constructor. The models
-(`conformance.MODEL_GOLDENS`) are checked for config and `.keras` round trips, a SavedModel
-run by TensorFlow alone, a MirroredStrategy step equal to the one-device step, and `model.fit`.
+Models (`conformance.MODEL_GOLDENS`), each capability in the same section as the layers':
+config round trip; `model.fit` through the model's own `compute_loss`; `.keras` round trip
+with the same outputs and training loss; `model.export` run by TensorFlow alone (in the
+same child process as the layers); a MirroredStrategy step of the toolkit loop's objective
+(`loss_terms` weighted by `term_weights`, over the global batch size) equal to the
+one-device step; mixed precision; XLA forward and loss equal to eager.
+
+Meta tests: every public layer and model class has a golden and a documented constructor.
 """
 
 from __future__ import annotations
@@ -47,6 +54,8 @@ def _load_registry():
 
 conformance = _load_registry()
 GOLDENS = conformance.GOLDENS
+MODEL_GOLDENS = conformance.MODEL_GOLDENS
+BATCH_SIZE = conformance.BATCH
 
 #: Capability names, as used by `golden_params` and `conformance.KNOWN_FAILURES`.
 CAPABILITIES = (
@@ -59,11 +68,12 @@ CAPABILITIES = (
     "mixed_precision",
     "jit_compile",
     "bad_arguments",
+    "docstring",
 )
 
 
 def golden_params(capability: str, goldens=GOLDENS) -> list:
-    """`pytest.param` per golden, with the golden's skip and any known failure as marks."""
+    """`pytest.param` per golden (layer or model), with its skip and any known failure as marks."""
     assert capability in CAPABILITIES, capability
     params = []
     for golden in goldens:
@@ -75,6 +85,10 @@ def golden_params(capability: str, goldens=GOLDENS) -> list:
             marks.append(pytest.mark.xfail(reason=known, strict=True))
         params.append(pytest.param(golden, id=golden.name, marks=marks))
     return params
+
+
+def model_params(capability: str) -> list:
+    return golden_params(capability, MODEL_GOLDENS)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -119,6 +133,31 @@ class Wrapper(keras.Model):
         return self.inner(*inputs)
 
 
+def built_model(golden):
+    """A fresh model of a model golden, built by an inference call on its inputs."""
+    model = golden.make()
+    model(golden.inputs(), training=False)
+    return model
+
+
+def predict(model, inputs: dict) -> np.ndarray:
+    """A model's inference output; for a VAE the decoded posterior mean (no sampling)."""
+    return to_numpy(model(inputs, training=False))
+
+
+def step_loss(model, batch, global_batch: int):
+    """The toolkit loop's objective: each loss term summed over the batch, over the global batch size."""
+    terms = model.loss_terms(batch, training=True)
+    return tf.add_n(
+        [weight * tf.reduce_sum(terms[name]) / global_batch for name, weight in model.term_weights.items()]
+    )
+
+
+def as_json(config: dict) -> dict:
+    """A config as the `.keras` file stores it (tuples become lists, e.g. in build shapes)."""
+    return json.loads(json.dumps(config))
+
+
 def assert_finite(x, what: str) -> None:
     x = np.asarray(x, dtype="float64")
     assert np.all(np.isfinite(x)), f"{what} has non-finite values: {x}"
@@ -126,6 +165,26 @@ def assert_finite(x, what: str) -> None:
 
 def assert_same_outputs(actual, expected) -> None:
     np.testing.assert_allclose(actual, expected, rtol=1e-6, atol=1e-7)
+
+
+def target_like(outputs) -> np.ndarray:
+    """A seeded random regression target of one example's output shape (broadcast over the batch).
+
+    Not zeros: a rotation (OrientationHead) has a constant squared norm, so a loss pulling it
+    to zero has no gradient and the step would move nothing but float noise.
+    """
+    return np.random.default_rng(5).standard_normal(tuple(outputs.shape[1:])).astype("float32")
+
+
+def assert_all_changed(variables, before, what: str) -> None:
+    """Every variable moved by more than float noise (one optimizer step reached them all)."""
+    assert variables, f"{what}: no trainable variables"
+    unchanged = [
+        v.path
+        for v, old in zip(variables, before, strict=True)
+        if np.max(np.abs(to_numpy(v) - old)) <= 1e-6 * max(1.0, np.max(np.abs(old)))
+    ]
+    assert not unchanged, f"{what}: variables not updated by the step: {unchanged}"
 
 
 # ------------------------------------------------------------- 1. config & serialization
@@ -165,6 +224,21 @@ def test_serialize_round_trip(golden):
     assert_same_outputs(forward(restored, inputs), expected)
 
 
+@pytest.mark.parametrize("golden", model_params("config_round_trip"))
+def test_model_config_round_trip(golden):
+    model = built_model(golden)
+    inputs = golden.inputs()
+    expected = predict(model, inputs)
+    assert_same_outputs(predict(model, inputs), expected)  # inference is deterministic
+    config = as_json(model.get_config())
+
+    clone = type(model).from_config(config)
+    clone(inputs, training=False)  # build
+    assert as_json(clone.get_config()) == config
+    clone.set_weights(model.get_weights())
+    assert_same_outputs(predict(clone, inputs), expected)
+
+
 # ------------------------------------------------------------------ 2. inside user models
 
 
@@ -189,12 +263,28 @@ def test_fit_one_step_in_user_model(kind, golden):
     else:
         model = Wrapper(layer)
     x = model_inputs(inputs)
-    y = np.zeros_like(to_numpy(model(x)))
+    outputs = to_numpy(model(x))
+    y = np.broadcast_to(target_like(outputs), outputs.shape).copy()
+    before = [to_numpy(v).copy() for v in layer.trainable_variables]
     model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
     history = model.fit(x, y, batch_size=len(inputs[0]), epochs=1, verbose=0)
     loss = history.history["loss"]
     assert len(loss) == 1
     assert_finite(loss, "training loss")
+    if before:  # OrientationEncoding and GaussianLatent have no weights
+        assert_all_changed(layer.trainable_variables, before, golden.name)
+
+
+@pytest.mark.parametrize("golden", model_params("fit"))
+def test_model_fit_in_a_users_loop(golden):
+    """`model.fit` on the training dict alone: the model's `compute_loss` is the loss."""
+    model = built_model(golden)
+    before = [to_numpy(v).copy() for v in model.trainable_variables]
+    model.compile(optimizer=keras.optimizers.SGD(0.01))
+    history = model.fit(golden.training(), batch_size=BATCH_SIZE, epochs=1, verbose=0)
+    assert len(history.history["loss"]) == 1
+    assert_finite(history.history["loss"], "training loss")
+    assert_all_changed(model.trainable_variables, before, golden.name)
 
 
 # -------------------------------------------------------------------------- 3. .keras file
@@ -215,14 +305,33 @@ def test_keras_file_round_trip(golden, tmp_path):
     assert_same_outputs(to_numpy(loaded(model_inputs(inputs), training=False)), expected)
 
 
+@pytest.mark.parametrize("golden", model_params("keras_file"))
+def test_model_keras_file_round_trip(golden, tmp_path):
+    model = built_model(golden)
+    inputs, batch = golden.inputs(), golden.training()
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+
+    assert type(loaded) is type(model)
+    assert as_json(loaded.get_config()) == as_json(model.get_config())  # beta, likelihood, layers
+    assert loaded.term_weights == model.term_weights
+    assert_same_outputs(predict(loaded, inputs), predict(model, inputs))
+    np.testing.assert_allclose(
+        to_numpy(step_loss(loaded, batch, BATCH_SIZE)),
+        to_numpy(step_loss(model, batch, BATCH_SIZE)),
+        rtol=1e-6,
+    )
+
+
 # ------------------------------------------------------- 4. SavedModel, TensorFlow-only child
 
 #: Loads every exported model of a manifest with TensorFlow alone. Keras and the toolkit are
 #: made unimportable first: `import tensorflow` (2.21) itself imports `keras.src.optimizers`
 #: when Keras is installed (tensorflow/__init__.py, inside try/except ImportError), so without
 #: the block "keras" would always be in sys.modules; with it the check proves the artifact
-#: needs neither. A functional model's "serve" endpoint takes one positional argument: the
-#: model's input structure (the tensor, or the list of tensors).
+#: needs neither. The "serve" endpoint of `model.export` takes one positional argument, the
+#: model's input structure: the tensor, the list of tensors (layers) or the dict (models).
+#: Each is called on the whole batch and on its first example alone (the batch size is open).
 CHILD_CODE = r"""
 import importlib.abc, importlib.machinery, json, sys, traceback
 
@@ -245,15 +354,22 @@ sys.meta_path.insert(0, _Block())
 import numpy as np
 import tensorflow as tf
 
+
+def arguments(entry, inputs, stop=None):
+    if entry["structure"] == "dict":
+        return {k: tf.constant(v[:stop]) for k, v in inputs.items()}
+    tensors = [tf.constant(inputs[f"input_{i}"][:stop]) for i in range(len(inputs))]
+    return tensors[0] if len(tensors) == 1 else tensors
+
+
 entries = json.load(open(sys.argv[1]))
 for entry in entries:
     directory = entry["dir"]
     try:
-        inputs = [np.load(f"{directory}/input_{i}.npy") for i in range(entry["num_inputs"])]
+        inputs = dict(np.load(f"{directory}/inputs.npz"))
         loaded = tf.saved_model.load(f"{directory}/model")
-        args = inputs[0] if len(inputs) == 1 else [tf.constant(x) for x in inputs]
-        out = loaded.serve(args)
-        np.save(f"{directory}/child_output.npy", out.numpy())
+        np.save(f"{directory}/child_output.npy", loaded.serve(arguments(entry, inputs)).numpy())
+        np.save(f"{directory}/child_output_first.npy", loaded.serve(arguments(entry, inputs, 1)).numpy())
     except Exception:
         with open(f"{directory}/child_error.txt", "w") as f:
             f.write(traceback.format_exc())
@@ -265,27 +381,44 @@ print("CHILD_OK", json.dumps(leaked))
 """
 
 
+def _export_layer(golden, directory: Path) -> np.ndarray:
+    inputs = golden.inputs()
+    model = functional_model(golden.make(), inputs)
+    expected = to_numpy(model(model_inputs(inputs), training=False))
+    model.export(str(directory / "model"), verbose=False)
+    np.savez(directory / "inputs.npz", **{f"input_{i}": x for i, x in enumerate(inputs)})
+    return expected
+
+
+def _export_model(golden, directory: Path) -> np.ndarray:
+    model, inputs = built_model(golden), golden.inputs()
+    signature = {k: tf.TensorSpec([None, *v.shape[1:]], tf.float32, name=k) for k, v in inputs.items()}
+    model.export(str(directory / "model"), input_signature=[signature], verbose=False)
+    np.savez(directory / "inputs.npz", **inputs)
+    return predict(model, inputs)
+
+
 @pytest.fixture(scope="module")
 def savedmodel_results(tmp_path_factory):
-    """Export every golden in-process, then reload and run them all in one child process."""
+    """Export every layer and model golden in-process, then run them all in one child process."""
     root = tmp_path_factory.mktemp("savedmodels")
     expected, export_errors, manifest = {}, {}, []
-    for golden in GOLDENS:
-        if golden.skip_reason:
-            continue
-        directory = root / golden.name
-        directory.mkdir()
-        try:
-            inputs = golden.inputs()
-            model = functional_model(golden.make(), inputs)
-            expected[golden.name] = to_numpy(model(model_inputs(inputs), training=False))
-            model.export(str(directory / "model"), verbose=False)
-            for index, x in enumerate(inputs):
-                np.save(directory / f"input_{index}.npy", x)
-        except Exception:  # reported by that golden's test, not by the others
-            export_errors[golden.name] = traceback.format_exc()
-            continue
-        manifest.append({"name": golden.name, "dir": str(directory), "num_inputs": len(inputs)})
+    for goldens, export, structure in (
+        (GOLDENS, _export_layer, "list"),
+        (MODEL_GOLDENS, _export_model, "dict"),
+    ):
+        for golden in goldens:
+            if golden.skip_reason:
+                continue
+            directory = root / golden.name
+            directory.mkdir()
+            try:
+                keras.utils.set_random_seed(1234)
+                expected[golden.name] = export(golden, directory)
+            except Exception:  # reported by that golden's test, not by the others
+                export_errors[golden.name] = traceback.format_exc()
+                continue
+            manifest.append({"name": golden.name, "dir": str(directory), "structure": structure})
     (root / "manifest.json").write_text(json.dumps(manifest))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
     child = subprocess.run(
@@ -298,23 +431,30 @@ def savedmodel_results(tmp_path_factory):
     return {"root": root, "expected": expected, "export_errors": export_errors, "child": child}
 
 
-@pytest.mark.parametrize("golden", golden_params("savedmodel"))
-def test_savedmodel_in_tensorflow_only_process(golden, savedmodel_results):
-    if golden.name in savedmodel_results["export_errors"]:
-        pytest.fail(f"export failed in-process:\n{savedmodel_results['export_errors'][golden.name]}")
-    child = savedmodel_results["child"]
+def _check_child_ran(golden, results) -> None:
+    if golden.name in results["export_errors"]:
+        pytest.fail(f"export failed in-process:\n{results['export_errors'][golden.name]}")
+    child = results["child"]
     assert child.returncode == 0 and "CHILD_OK" in child.stdout, (
         f"child process failed (exit {child.returncode}):\n{child.stdout}\n{child.stderr[-5000:]}"
     )
-    directory = savedmodel_results["root"] / golden.name
+    directory = results["root"] / golden.name
     if (directory / "child_error.txt").exists():
         pytest.fail(f"child could not run the SavedModel:\n{(directory / 'child_error.txt').read_text()}")
-    np.testing.assert_allclose(
-        np.load(directory / "child_output.npy"),
-        savedmodel_results["expected"][golden.name],
-        rtol=1e-5,
-        atol=1e-6,
-    )
+    expected = results["expected"][golden.name]
+    for name, want in (("child_output.npy", expected), ("child_output_first.npy", expected[:1])):
+        got = np.load(directory / name)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=f"{golden.name}: {name}")
+
+
+@pytest.mark.parametrize("golden", golden_params("savedmodel"))
+def test_savedmodel_in_tensorflow_only_process(golden, savedmodel_results):
+    _check_child_ran(golden, savedmodel_results)
+
+
+@pytest.mark.parametrize("golden", model_params("savedmodel"))
+def test_model_savedmodel_in_tensorflow_only_process(golden, savedmodel_results):
+    _check_child_ran(golden, savedmodel_results)
 
 
 # --------------------------------------------------------------------- 5. MirroredStrategy
@@ -325,8 +465,20 @@ def strategy(two_cpus):
     return two_cpus
 
 
-def _mean_square(outputs):
-    return tf.reduce_mean(tf.square(tf.cast(outputs, tf.float32)))
+def _mean_square(outputs, target):
+    return tf.reduce_mean(tf.square(tf.cast(outputs, tf.float32) - target))
+
+
+def _assert_mirrored_equals(variables, references, replicas: int, rtol: float) -> None:
+    """Every replica holds the same value, and it is the one-device reference's value."""
+    for variable, want in zip(variables, references, strict=True):
+        assert isinstance(variable.value, tf.distribute.DistributedValues), variable.path
+        values = [to_numpy(v) for v in variable.value.values]
+        assert len(values) == replicas, variable.path
+        assert_finite(values[0], variable.path)
+        for other in values[1:]:
+            np.testing.assert_array_equal(other, values[0], err_msg=f"replicas differ: {variable.path}")
+        np.testing.assert_allclose(values[0], to_numpy(want), rtol=rtol, atol=1e-6, err_msg=variable.path)
 
 
 @pytest.mark.parametrize("golden", golden_params("mirrored_strategy"))
@@ -348,18 +500,16 @@ def test_mirrored_strategy_step(golden, strategy):
         np.testing.assert_allclose(gathered, forward(layer, inputs), rtol=1e-5, atol=1e-6)
         return
 
-    for variable in layer.trainable_variables:
-        assert isinstance(variable.value, tf.distribute.DistributedValues), variable.path
-        assert len(variable.value.values) == replicas, variable.path
     initial = layer.get_weights()
     before = [to_numpy(v) for v in layer.trainable_variables]
+    target = tf.constant(target_like(forward(layer, inputs)))
 
     @tf.function
     def train_step(batch):
         def replica_step(*x):
             with tf.GradientTape() as tape:
                 # The mean over the global batch: each replica holds 1 / replicas of it.
-                loss = _mean_square(layer(*x)) / replicas
+                loss = _mean_square(layer(*x), target) / replicas
             grads = tape.gradient(loss, layer.trainable_variables)
             optimizer.apply(grads, layer.trainable_variables)
             return loss
@@ -373,19 +523,51 @@ def test_mirrored_strategy_step(golden, strategy):
     forward(reference, inputs)
     reference.set_weights(initial)
     with tf.GradientTape() as tape:
-        loss = _mean_square(reference(*inputs))
+        loss = _mean_square(reference(*inputs), target)
     grads = tape.gradient(loss, reference.trainable_variables)
     keras.optimizers.SGD(learning_rate=0.5).apply(grads, reference.trainable_variables)
 
-    for variable, old, want in zip(
-        layer.trainable_variables, before, reference.trainable_variables, strict=True
-    ):
-        values = [to_numpy(v) for v in variable.value.values]
-        assert_finite(values[0], variable.path)
-        assert not np.array_equal(values[0], old), f"{variable.path} did not change"
-        for other in values[1:]:
-            np.testing.assert_array_equal(other, values[0], err_msg=f"replicas differ: {variable.path}")
-        np.testing.assert_allclose(values[0], to_numpy(want), rtol=1e-5, atol=1e-6, err_msg=variable.path)
+    assert_all_changed(layer.trainable_variables, before, golden.name)
+    _assert_mirrored_equals(layer.trainable_variables, reference.trainable_variables, replicas, rtol=1e-5)
+
+
+@pytest.mark.parametrize("golden", model_params("mirrored_strategy"))
+def test_model_mirrored_strategy_step_equals_one_device(golden, strategy):
+    """The toolkit loop's step (`loss_terms`, `term_weights`, global batch size) on two replicas."""
+    batch = golden.training()
+    with strategy.scope():
+        model = built_model(golden)
+        optimizer = keras.optimizers.SGD(learning_rate=0.1)
+        optimizer.build(model.trainable_variables)
+    reference = built_model(golden)
+    reference.set_weights(model.get_weights())
+    before = [to_numpy(v).copy() for v in model.trainable_variables]
+
+    dataset = tf.data.Dataset.from_tensor_slices(batch).batch(BATCH_SIZE)
+    (distributed,) = list(strategy.experimental_distribute_dataset(dataset))
+
+    @tf.function
+    def train_step(batch):
+        def replica_step(batch):
+            with tf.GradientTape() as tape:
+                loss = step_loss(model, batch, BATCH_SIZE)
+            optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
+            return loss
+
+        return strategy.reduce("SUM", strategy.run(replica_step, args=(batch,)), axis=None)
+
+    loss = to_numpy(train_step(distributed))
+    with tf.GradientTape() as tape:
+        want = step_loss(reference, batch, BATCH_SIZE)
+    grads = tape.gradient(want, reference.trainable_variables)
+    keras.optimizers.SGD(learning_rate=0.1).apply(grads, reference.trainable_variables)
+
+    assert_finite(loss, "distributed loss")
+    np.testing.assert_allclose(loss, to_numpy(want), rtol=1e-5)
+    assert_all_changed(model.trainable_variables, before, golden.name)
+    _assert_mirrored_equals(
+        model.trainable_variables, reference.trainable_variables, strategy.num_replicas_in_sync, rtol=1e-4
+    )
 
 
 # --------------------------------------------------------------------- 6. mixed precision
@@ -411,6 +593,21 @@ def test_mixed_precision_forward(golden, mixed_policy):
     assert_finite(to_numpy(outputs), f"output under {mixed_policy.name}")
 
 
+@pytest.mark.parametrize("golden", model_params("mixed_precision"))
+def test_model_mixed_precision_forward_and_loss_terms(golden, mixed_policy):
+    """Forward in the compute dtype; float32 variables; the loss terms float32 and finite."""
+    model = golden.make()
+    outputs = model(golden.inputs(), training=False)
+    assert keras.backend.standardize_dtype(outputs.dtype) == mixed_policy.compute_dtype
+    assert_finite(to_numpy(outputs), f"output under {mixed_policy.name}")
+    for variable in model.weights:
+        assert variable.dtype == "float32", f"{variable.path} is {variable.dtype}"
+    terms = model.loss_terms(golden.training(), training=True)
+    for name in model.term_weights:
+        assert keras.backend.standardize_dtype(terms[name].dtype) == "float32", name
+        assert_finite(to_numpy(terms[name]), f"loss term {name} under {mixed_policy.name}")
+
+
 # ----------------------------------------------------------------------------- 7. XLA
 
 
@@ -421,6 +618,17 @@ def test_jit_compile_matches_eager(golden):
     eager = forward(layer, inputs)
     compiled = tf.function(lambda *x: layer(*x), jit_compile=True)
     np.testing.assert_allclose(to_numpy(compiled(*inputs)), eager, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("golden", model_params("jit_compile"))
+def test_model_jit_compile_matches_eager(golden):
+    model, inputs, batch = built_model(golden), golden.inputs(), golden.training()
+    compiled = tf.function(lambda x: model(x, training=False), jit_compile=True)
+    np.testing.assert_allclose(to_numpy(compiled(inputs)), predict(model, inputs), rtol=1e-5, atol=1e-5)
+    compiled_loss = tf.function(lambda b: step_loss(model, b, BATCH_SIZE), jit_compile=True)
+    np.testing.assert_allclose(
+        to_numpy(compiled_loss(batch)), to_numpy(step_loss(model, batch, BATCH_SIZE)), rtol=1e-5
+    )
 
 
 # ------------------------------------------------------------------- 8. argument checks
@@ -447,6 +655,14 @@ def _public_layers() -> dict:
     return {name: cls for name, cls in classes.items() if inspect.isclass(cls)}
 
 
+def _public_models() -> dict:
+    """The classes of `toolkit.models.__all__` (not its helpers `make_latent`, `dense_sampler`)."""
+    import toolkit.models
+
+    classes = {name: getattr(toolkit.models, name) for name in toolkit.models.__all__}
+    return {name: cls for name, cls in classes.items() if inspect.isclass(cls)}
+
+
 def test_every_public_layer_has_a_golden():
     public = _public_layers()
     assert public, "toolkit.layers.__all__ exports no layer classes"
@@ -456,13 +672,28 @@ def test_every_public_layer_has_a_golden():
     assert "CPDDense" in covered
 
 
+def test_every_public_model_has_a_golden():
+    public = _public_models()
+    assert public, "toolkit.models.__all__ exports no model classes"
+    assert all(issubclass(cls, keras.Model) for cls in public.values())
+    covered = {golden.model for golden in MODEL_GOLDENS}
+    missing = sorted(set(public) - covered)
+    assert not missing, f"public models without a golden in conformance.MODEL_GOLDENS: {missing}"
+    assert covered <= set(public), f"model goldens of classes not in toolkit.models: {covered - set(public)}"
+
+
 def test_registry_is_consistent():
     names = [golden.name for golden in GOLDENS]
+    model_names = [golden.name for golden in MODEL_GOLDENS]
     assert len(names) == len(set(names)), "golden names must be unique"
+    assert len(model_names) == len(set(model_names)), "model golden names must be unique"
+    assert not set(names) & set(model_names), "a layer and a model golden share a name"
     assert set(conformance.BAD_ARGUMENTS) == set(names), "one BAD_ARGUMENTS row per golden"
+    public = {**_public_layers(), **_public_models()}
     for name, capability in conformance.KNOWN_FAILURES:
-        assert name in names, f"KNOWN_FAILURES names unknown golden {name!r}"
         assert capability in CAPABILITIES, f"KNOWN_FAILURES names unknown capability {capability!r}"
+        known = public if capability == "docstring" else names + model_names
+        assert name in known, f"KNOWN_FAILURES names unknown golden or class {name!r}"
     for golden in GOLDENS:
         if golden.skip_reason:
             continue
@@ -473,168 +704,37 @@ def test_registry_is_consistent():
             np.testing.assert_array_equal(x, again, err_msg=f"{golden.name}: inputs are not seeded")
         assert type(golden.make()).__name__ == golden.layer
         assert golden.make() is not golden.make(), f"{golden.name}: make() must build a fresh layer"
+    for golden in MODEL_GOLDENS:
+        if golden.skip_reason:
+            continue
+        inputs, batch = golden.inputs(), golden.training()
+        assert set(inputs) <= set(batch), f"{golden.name}: training() must extend inputs()"
+        for key, x in batch.items():
+            assert isinstance(x, np.ndarray) and x.dtype == np.float32, f"{golden.name}: {key}"
+            assert len(x) == BATCH_SIZE, f"{golden.name}: {key} is not a batch of {BATCH_SIZE}"
+            np.testing.assert_array_equal(
+                x, golden.training()[key], err_msg=f"{golden.name}: {key} not seeded"
+            )
+            if key in inputs:
+                np.testing.assert_array_equal(x, inputs[key], err_msg=f"{golden.name}: {key}")
+        assert type(golden.make()).__name__ == golden.model
+        assert golden.make() is not golden.make(), f"{golden.name}: make() must build a fresh model"
 
 
-@pytest.mark.parametrize("name", sorted(_public_layers()))
-def test_public_layer_docstring(name):
-    doc = inspect.getdoc(_public_layers()[name]) or ""
+def _docstring_params(classes: dict) -> list:
+    params = []
+    for name in sorted(classes):
+        known = conformance.KNOWN_FAILURES.get((name, "docstring"))
+        marks = [pytest.mark.xfail(reason=known, strict=True)] if known else []
+        params.append(pytest.param(name, id=name, marks=marks))
+    return params
+
+
+@pytest.mark.parametrize("name", _docstring_params({**_public_layers(), **_public_models()}))
+def test_public_class_docstring(name):
+    doc = inspect.getdoc({**_public_layers(), **_public_models()}[name]) or ""
     assert "Args:" in doc, f"{name} docstring has no 'Args:' section"
     lines = [line.strip() for line in doc.splitlines()]
     assert any(line in ("Example:", "Examples:") for line in lines), (
         f"{name} docstring has no 'Example' section"
     )
-
-
-# --------------------------------------------------------------------------- the models
-#: The models take a dict of batch entries and train through `loss_terms` (the toolkit's
-#: loop); each capability is checked on every `conformance.MODEL_GOLDENS` entry.
-
-MODEL_GOLDENS = conformance.MODEL_GOLDENS
-model_goldens = pytest.mark.parametrize("golden", MODEL_GOLDENS, ids=[g.name for g in MODEL_GOLDENS])
-
-
-def built_model(golden):
-    model = golden.make()
-    model(golden.inputs(), training=False)
-    return model
-
-
-def step_loss(model, batch, global_batch: int):
-    """The loop's objective: each loss term summed over the batch, over the global batch size."""
-    terms = model.loss_terms(batch, training=True)
-    return tf.add_n(
-        [weight * tf.reduce_sum(terms[name]) / global_batch for name, weight in model.term_weights.items()]
-    )
-
-
-@model_goldens
-def test_model_config_round_trip(golden):
-    model = built_model(golden)
-    inputs = golden.inputs()
-    clone = type(model).from_config(json.loads(json.dumps(model.get_config())))
-    clone(inputs, training=False)
-    clone.set_weights(model.get_weights())
-    assert_same_outputs(to_numpy(clone(inputs, training=False)), to_numpy(model(inputs, training=False)))
-
-
-@model_goldens
-def test_model_keras_file_round_trip(golden, tmp_path):
-    model = built_model(golden)
-    inputs = golden.inputs()
-    model.save(tmp_path / "m.keras")
-    loaded = keras.saving.load_model(tmp_path / "m.keras")
-    assert type(loaded) is type(model)
-    assert_same_outputs(to_numpy(loaded(inputs, training=False)), to_numpy(model(inputs, training=False)))
-    batch = golden.training()
-    np.testing.assert_allclose(
-        to_numpy(step_loss(loaded, batch, BATCH_SIZE)),
-        to_numpy(step_loss(model, batch, BATCH_SIZE)),
-        rtol=1e-6,
-    )
-
-
-BATCH_SIZE = conformance.BATCH
-
-#: Calls the `serve` signature of each exported model with TensorFlow alone (keras and
-#: toolkit blocked, as for the layers) and saves its output.
-MODEL_CHILD_CODE = (
-    CHILD_CODE.split("entries = json.load")[0]
-    + r"""
-for entry in json.load(open(sys.argv[1])):
-    inputs = dict(np.load(f"{entry['dir']}/inputs.npz"))
-    loaded = tf.saved_model.load(f"{entry['dir']}/model")
-    out = loaded.signatures["serve"](**{k: tf.constant(v) for k, v in inputs.items()})
-    np.save(f"{entry['dir']}/child_output.npy", out["output"].numpy())
-assert "keras" not in sys.modules and "toolkit" not in sys.modules
-print("CHILD_OK")
-"""
-)
-
-
-def serving_module(model, inputs: dict):
-    """A module holding `model` and a `serve(**inputs)` signature with the batch size left open."""
-    module = tf.Module()
-    module.model = model
-    specs = {k: tf.TensorSpec([None, *v.shape[1:]], tf.float32, name=k) for k, v in inputs.items()}
-    serve = tf.function(lambda **x: {"output": module.model(x, training=False)})
-    return module, serve.get_concrete_function(**specs)
-
-
-def test_every_model_exports_and_runs_in_a_tensorflow_only_process(tmp_path):
-    manifest, expected = [], {}
-    for golden in MODEL_GOLDENS:
-        model, inputs = built_model(golden), golden.inputs()
-        directory = tmp_path / golden.name
-        directory.mkdir()
-        module, signature = serving_module(model, inputs)
-        tf.saved_model.save(module, str(directory / "model"), signatures={"serve": signature})
-        np.savez(directory / "inputs.npz", **inputs)
-        expected[golden.name] = to_numpy(model(inputs, training=False))
-        manifest.append({"dir": str(directory)})
-    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-    child = subprocess.run(
-        [sys.executable, "-c", MODEL_CHILD_CODE, str(tmp_path / "manifest.json")],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert child.returncode == 0 and "CHILD_OK" in child.stdout, child.stderr[-5000:]
-    for golden in MODEL_GOLDENS:
-        got = np.load(tmp_path / golden.name / "child_output.npy")
-        np.testing.assert_allclose(got, expected[golden.name], rtol=1e-5, atol=1e-6, err_msg=golden.name)
-
-
-@model_goldens
-def test_model_mirrored_strategy_step_equals_one_device(golden, strategy):
-    batch = golden.training()
-    with strategy.scope():
-        model = built_model(golden)
-        optimizer = keras.optimizers.SGD(learning_rate=0.1)
-        optimizer.build(model.trainable_variables)
-    reference = built_model(golden)
-    reference.set_weights(model.get_weights())
-
-    dataset = tf.data.Dataset.from_tensor_slices(batch).batch(BATCH_SIZE)
-    (distributed,) = list(strategy.experimental_distribute_dataset(dataset))
-
-    @tf.function
-    def train_step(batch):
-        def replica_step(batch):
-            with tf.GradientTape() as tape:
-                loss = step_loss(model, batch, BATCH_SIZE)
-            optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
-            return loss
-
-        return strategy.reduce("SUM", strategy.run(replica_step, args=(batch,)), axis=None)
-
-    loss = to_numpy(train_step(distributed))
-    with tf.GradientTape() as tape:
-        want = step_loss(reference, batch, BATCH_SIZE)
-    grads = tape.gradient(want, reference.trainable_variables)
-    keras.optimizers.SGD(learning_rate=0.1).apply(grads, reference.trainable_variables)
-    np.testing.assert_allclose(loss, to_numpy(want), rtol=1e-5)
-    for variable, expected in zip(model.trainable_variables, reference.trainable_variables, strict=True):
-        values = [to_numpy(v) for v in variable.value.values]
-        assert len(values) == strategy.num_replicas_in_sync
-        for other in values[1:]:
-            np.testing.assert_array_equal(other, values[0], err_msg=f"replicas differ: {variable.path}")
-        np.testing.assert_allclose(values[0], to_numpy(expected), rtol=1e-4, atol=1e-6, err_msg=variable.path)
-
-
-@model_goldens
-def test_model_fit_in_a_users_loop(golden):
-    model = built_model(golden)
-    before = [to_numpy(v).copy() for v in model.trainable_variables]
-    model.compile(optimizer=keras.optimizers.SGD(0.01))
-    history = model.fit(golden.training(), batch_size=BATCH_SIZE, epochs=1, verbose=0)
-    assert_finite(history.history["loss"], "training loss")
-    assert any(not np.array_equal(b, to_numpy(v)) for b, v in zip(before, model.trainable_variables))
-
-
-def test_every_public_model_has_a_golden():
-    import toolkit.models
-
-    public = {name for name in toolkit.models.__all__ if inspect.isclass(getattr(toolkit.models, name))}
-    assert public and public == {golden.model for golden in MODEL_GOLDENS}

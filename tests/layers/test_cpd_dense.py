@@ -1,4 +1,10 @@
-"""Tests for the CP-decomposed Dense layer (TensorLy is the independent reference)."""
+"""Tests for the CP-decomposed Dense layer (TensorLy is the independent reference).
+
+Config and serialization round trips, `model.fit` in user models, the `.keras` file,
+SavedModel, MirroredStrategy, mixed precision and XLA are checked for the `cpd_dense`,
+`cpd_dense_regularized`, `encoder_cpd_dense` and `decoder_cpd_dense` goldens by the
+conformance suite (`test_conformance.py`); this file checks what is particular to CPDDense.
+"""
 
 import itertools
 

@@ -1,4 +1,9 @@
-"""ConditionalVAE loss terms against hand-computed Gaussian, Bernoulli and KL formulas."""
+"""ConditionalVAE loss terms against hand-computed Gaussian, Bernoulli and KL formulas.
+
+Config and `.keras` round trips, SavedModel, the MirroredStrategy step, mixed precision, XLA
+and a `model.fit` step are checked for the `shadow_vae` and `digit_vae` goldens by the
+conformance suite (tests/layers/test_conformance.py).
+"""
 
 import math
 

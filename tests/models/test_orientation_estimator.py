@@ -1,4 +1,9 @@
-"""OrientationEstimator: chordal loss against the formula, geodesic metrics against scipy."""
+"""OrientationEstimator: chordal loss against the formula, geodesic metrics against scipy.
+
+Config and `.keras` round trips, SavedModel, the MirroredStrategy step, mixed precision, XLA
+and a `model.fit` step are checked for the `orientation_estimator` golden by the
+conformance suite (tests/layers/test_conformance.py).
+"""
 
 import keras
 import numpy as np
@@ -52,7 +57,9 @@ def test_geodesic_metrics_match_scipy():
         np.testing.assert_allclose(metrics["val_within_15_deg"], np.mean(errors <= 15))
 
 
-def test_fit_learns_a_fixed_orientation_and_saves(tmp_path):
+def test_fit_learns_a_fixed_orientation():
+    # Saving and reloading (same outputs) is checked for every model golden by the
+    # conformance suite: tests/layers/test_conformance.py::test_model_keras_file_round_trip.
     model, data = estimator(), batch(8)
     data["rotations"] = np.repeat(
         Rotation.from_euler("ZYZ", [0.3, 1.0, -0.4]).as_matrix()[None, None], 8, 0
@@ -60,9 +67,6 @@ def test_fit_learns_a_fixed_orientation_and_saves(tmp_path):
     model.compile(optimizer=keras.optimizers.Adam(0.01))
     history = model.fit(data, epochs=30, batch_size=8, verbose=0)
     assert history.history["loss"][-1] < 0.1 * history.history["loss"][0]
-    model.save(tmp_path / "m.keras")
-    loaded = keras.saving.load_model(tmp_path / "m.keras")
-    np.testing.assert_allclose(loaded(data["images"]).numpy(), model(data["images"]).numpy(), atol=1e-6)
 
 
 def test_orientation_recipe_trains_and_exports_poses(tmp_path, tiny_f_orientation):
