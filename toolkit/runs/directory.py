@@ -54,9 +54,6 @@ class RunDirectory:
         """`root/<name>-<timestamp>`, the default of `toolkit run`."""
         return cls(root / f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
 
-    def __truediv__(self, name: str) -> Path:
-        return self.path / name
-
     def __str__(self) -> str:
         return str(self.path)
 
