@@ -76,14 +76,15 @@ def two_cpus():
     return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 
 
-# A CTF written out from CTFFIND4's equations in float64 numpy, independent of toolkit.data.ctf.
+# A CTF written out from CTFFIND4's equations in float64 numpy, independent of toolkit.data.ctf,
+# with RELION's overall sign (the negative of CTFFIND4's eq. 1).
 def numpy_wavelength(kv):
     volts = kv * 1e3
     return 12.2643247 / np.sqrt(volts * (1 + 0.978466e-6 * volts))
 
 
 def numpy_ctf(size, pixel, du, dv, angle_deg, kv, cs_mm, amp, shift_deg=0.0, bfac=0.0):
-    """CTFFIND4 eqs. 1-3 in float64, written out from the paper; parameters broadcast as [N]."""
+    """CTFFIND4 eqs. 1-3 in float64, negated to RELION's sign; parameters broadcast as [N]."""
     f = np.fft.fftfreq(size, d=pixel)
     kx, ky = f[None, :], f[:, None]  # x along columns, y along rows
     k2 = kx**2 + ky**2
@@ -95,7 +96,7 @@ def numpy_ctf(size, pixel, du, dv, angle_deg, kv, cs_mm, amp, shift_deg=0.0, bfa
     defocus = 0.5 * (du + dv + (du - dv) * np.cos(2 * (theta - np.deg2rad(angle))))
     chi = np.pi * lam * defocus * k2 - np.pi / 2 * cs_mm * 1e7 * lam**3 * k2**2 + np.deg2rad(shift)
     w1, w2 = np.sqrt(1 - amp**2), amp
-    ctf = -(w1 * np.sin(chi) + w2 * np.cos(chi)) * np.exp(-bfac * k2 / 4)
+    ctf = (w1 * np.sin(chi) + w2 * np.cos(chi)) * np.exp(-bfac * k2 / 4)
     mirror = -np.arange(size) % size  # index of -k; differs from the formula only on even Nyquist lines
     return 0.5 * (ctf + ctf[..., mirror, :][..., mirror])
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import starfile
 from click.testing import CliRunner
+from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
 from toolkit.cli import cli
@@ -44,7 +45,7 @@ def hand_projection(tiny, relion_angles, extra=()) -> np.ndarray:
     weights = np.asarray(source.sample.weights, np.float64)
     sigma = float(source.sample.sigma)
     size, extent = recipe["data"]["image_size"], recipe["data"]["extent"]
-    grid = -extent + (np.arange(size) + 0.5) * 2 * extent / size
+    grid = (np.arange(size) - size // 2) * 2 * extent / size  # pixel N // 2 at 0, as in RELION
     # RELION's matrix A maps the volume to the image frame: A = (scipy ZYZ matrix) transposed.
     poses = Rotation.from_euler("ZYZ", relion_angles, degrees=True).as_matrix().transpose(0, 2, 1)
     images = []
@@ -97,6 +98,75 @@ def test_simulated_ctf_is_the_one_the_star_file_states(tmp_path, tiny_f_orientat
         )
         expected = np.real(np.fft.ifft2(np.fft.fft2(truth) * transfer))
         np.testing.assert_allclose(image, expected, atol=1e-3 * np.abs(expected).max())
+
+
+def test_origins_centre_each_particle_as_relion_reads_them(tmp_path, tiny_f_orientation):
+    shifted = ["data.shift=2.0", "data.image_size=32"]  # blobs 4 pixels wide: scipy's spline is accurate
+    simulate(tiny_f_orientation, 4, tmp_path, shifted)
+    images = mrcfile.read(tmp_path / "particles.mrcs")
+    star = starfile.read(tmp_path / "particles.star")
+    particles, optics = star["particles"], star["optics"]
+    apix = float(optics["rlnImagePixelSize"][0])
+    origins = particles[["rlnOriginXAngst", "rlnOriginYAngst"]].to_numpy() / apix
+    assert np.abs(origins).max() > 0.5
+    angles = particles[["rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi"]].to_numpy()
+    centred_truth = hand_projection(tiny_f_orientation, angles, shifted)
+    for image, (x, y), truth in zip(images, origins, centred_truth, strict=True):
+        # RELION moves a particle by its origin to centre it: scipy's shift by (y, x).
+        centred = ndimage.shift(image.astype(np.float64), (y, x), order=3, mode="constant")
+        wrong_way = ndimage.shift(image.astype(np.float64), (-y, -x), order=3, mode="constant")
+        assert np.abs(centred - truth).max() < 0.02 * truth.max()
+        assert np.abs(wrong_way - truth).max() > 0.2 * truth.max()
+
+
+def test_simulate_writes_the_true_map_and_a_phase_shift(tmp_path, tiny_f_orientation):
+    simulate(tiny_f_orientation, 3, tmp_path, CTF)
+    with mrcfile.open(tmp_path / "truth.mrc", permissive=False) as truth:
+        assert truth.data.shape == (16, 16, 16) and np.isclose(float(truth.voxel_size.x), 3.0)
+        volume = np.array(truth.data, np.float64)
+    assert "rlnPhaseShift" in starfile.read(tmp_path / "particles.star")["particles"]
+    # The map's sum along z is the clean particle at the identity pose.
+    np.testing.assert_allclose(
+        volume.sum(axis=0), hand_projection(tiny_f_orientation, [[0, 0, 0]])[0], atol=1e-3
+    )
+
+
+def test_reconstruct_turns_simulated_particles_into_the_true_map(tmp_path, tiny_f_orientation):
+    extra = CTF + ["data.shift=1.0"]
+    simulate(tiny_f_orientation, 300, tmp_path, extra)
+    result = invoke("reconstruct", tmp_path / "particles.star", "--out", tmp_path / "map.mrc", "--half-maps")
+    assert result.exit_code == 0, result.output
+    assert "half maps, FSC 0.143" in result.output
+    truth = mrcfile.read(tmp_path / "truth.mrc")
+    maps = {name: mrcfile.read(tmp_path / f"{name}.mrc") for name in ("map", "map_half1", "map_half2")}
+
+    def correlation(a, b):
+        a, b = np.ravel(a) - np.mean(a), np.ravel(b) - np.mean(b)
+        return float(a @ b / np.sqrt((a @ a) * (b @ b)))
+
+    assert all(correlation(volume, truth) > 0.9 for volume in maps.values())  # positive: RELION's sign
+    split = starfile.read(tmp_path / "map_particles.star")["particles"]["rlnRandomSubset"]
+    assert sorted(np.bincount(split)[1:].tolist()) == [150, 150]
+    assert (tmp_path / "map_fsc.csv").read_text().startswith("shell,")
+
+    inverted = tmp_path / "inverted.mrc"
+    result = invoke("reconstruct", tmp_path / "particles.star", "--out", inverted, "--invert-contrast")
+    assert result.exit_code == 0, result.output
+    assert correlation(mrcfile.read(inverted), truth) < -0.9
+
+
+def test_reconstruct_refuses_a_star_file_without_poses(tmp_path):
+    from toolkit.io.mrc import write_stack
+    from toolkit.io.particles import write_particles
+
+    write_stack(tmp_path / "p.mrcs", np.zeros((2, 8, 8)), 1.0)
+    write_particles(tmp_path / "p.star", ["1@p.mrcs", "2@p.mrcs"], 1.0, 8)
+    result = CliRunner().invoke(
+        cli, ["reconstruct", str(tmp_path / "p.star"), "--out", str(tmp_path / "m.mrc")]
+    )
+    assert result.exit_code == 2
+    assert "no _rlnAngleRot" in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "m.mrc").exists()
 
 
 @pytest.fixture(scope="module")

@@ -18,17 +18,17 @@ def test_electron_wavelength_published(kv, published):
 
 
 @pytest.mark.parametrize("amp", [0.0, 0.07, 0.1, 0.5])
-def test_origin_is_minus_amplitude_contrast(amp):
+def test_origin_is_the_amplitude_contrast(amp):
     ctf = ctf_2d(32, 1.3, [21000.0, 9000.0], 15000.0, 37.0, spherical_aberration=2.0, amplitude_contrast=amp)
-    np.testing.assert_allclose(ctf[:, 0, 0].numpy(), [-amp, -amp], atol=1e-7)
+    np.testing.assert_allclose(ctf[:, 0, 0].numpy(), [amp, amp], atol=1e-7)  # RELION's sign
 
 
 def test_phase_shift_adds_to_amplitude_contrast_phase():
-    # A 90-degree phase plate turns the pure phase CTF -sin(chi) into -cos(chi): -1 at k = 0.
+    # A 90-degree phase plate turns the pure phase CTF sin(chi) into cos(chi): 1 at k = 0.
     plate = ctf_2d(16, 2.0, 10000.0, 10000.0, 0.0, amplitude_contrast=0.0, phase_shift=90.0)
-    assert float(plate[0, 0]) == pytest.approx(-1.0, abs=1e-7)
+    assert float(plate[0, 0]) == pytest.approx(1.0, abs=1e-7)
     both = ctf_2d(16, 2.0, 10000.0, 10000.0, 0.0, amplitude_contrast=0.5, phase_shift=60.0)
-    assert float(both[0, 0]) == pytest.approx(-1.0, abs=1e-7)  # asin(0.5) = 30 degrees, + 60 = 90
+    assert float(both[0, 0]) == pytest.approx(1.0, abs=1e-7)  # asin(0.5) = 30 degrees, + 60 = 90
 
 
 def test_first_zero_on_a_grid_sample(ctf_reference):
@@ -36,7 +36,7 @@ def test_first_zero_on_a_grid_sample(ctf_reference):
     defocus = 16.0**2 / ctf_reference.wavelength(300.0)
     ctf = ctf_2d(64, 2.0, defocus, defocus, 0.0, spherical_aberration=0.0, amplitude_contrast=0.0).numpy()
     np.testing.assert_allclose([ctf[0, 8], ctf[8, 0], ctf[0, -8], ctf[-8, 0]], 0.0, atol=1e-6)  # +-x, +-y
-    assert np.all(ctf[0, 1:8] < 0) and ctf[0, 9] > 0  # -sin(chi) < 0 before the first zero
+    assert np.all(ctf[0, 1:8] > 0) and ctf[0, 9] < 0  # sin(chi) > 0 before the first zero
 
 
 @pytest.mark.parametrize("defocus, kv", [(8000.0, 300.0), (17321.0, 200.0), (31000.0, 100.0)])
@@ -48,9 +48,9 @@ def test_first_zero_between_grid_frequencies(defocus, kv, ctf_reference):
     freqs = np.fft.fftfreq(size, d=pixel)
     k_zero = 1.0 / math.sqrt(ctf_reference.wavelength(kv) * defocus)
     for line in (ctf.numpy()[0, : size // 2], ctf.numpy()[: size // 2, 0]):
-        first_positive = np.argmax(line[1:] > 0) + 1
-        assert np.all(line[1:first_positive] < 0)
-        assert freqs[first_positive - 1] < k_zero <= freqs[first_positive]
+        first_negative = np.argmax(line[1:] < 0) + 1
+        assert np.all(line[1:first_negative] > 0)
+        assert freqs[first_negative - 1] < k_zero <= freqs[first_negative]
 
 
 def test_astigmatism_axes():

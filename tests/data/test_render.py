@@ -24,8 +24,7 @@ def random_rotations(n: int, seed: int) -> np.ndarray:
 
 def gaussian_image(centers, weights, sigma, size, extent):
     """Hand-written projected-Gaussian formula on pixel centres (rows = y, cols = x)."""
-    p = 2 * extent / size
-    axis = np.linspace(-extent + p / 2, extent - p / 2, size)
+    axis = (np.arange(size) - size // 2) * (2 * extent / size)  # pixel N // 2 at 0, as in RELION
     y, x = np.meshgrid(axis, axis, indexing="ij")
     image = np.zeros((size, size))
     for (cx, cy, _), w in zip(centers, weights):
@@ -39,6 +38,7 @@ def test_pixel_grid():
     centers = pixel_centers(5, 1.0)
     np.testing.assert_allclose(centers, [-0.8, -0.4, 0.0, 0.4, 0.8], atol=1e-15)
     assert np.array_equal(centers, -centers[::-1])
+    np.testing.assert_allclose(pixel_centers(4, 1.0), [-1.0, -0.5, 0.0, 0.5], atol=1e-15)
 
 
 @pytest.mark.parametrize(
@@ -77,10 +77,11 @@ def f_sample():
 @pytest.mark.parametrize("degrees, k", [(180, 2), (90, -1), (-90, 1)])
 def test_turn_about_beam_rotates_image(f_sample, degrees, k):
     # x' = Rz(+90) x maps (x, y) -> (-y, x): with row <-> y (row 0 = lowest y) that is
-    # a clockwise quarter turn of the array as printed, i.e. np.rot90(k=-1).
+    # a clockwise quarter turn of the array as printed, i.e. np.rot90(k=-1). Pixel N // 2 is
+    # the origin, so an odd size keeps the turned grid on the same pixels.
     start = random_rotations(1, seed=3)
     turned = z_turn(degrees) @ start
-    base, image = render_shadows(f_sample, np.concatenate([start, turned]), 40, 0.75).numpy()
+    base, image = render_shadows(f_sample, np.concatenate([start, turned]), 41, 0.75).numpy()
     tol = 1e-5 * base.max()
     np.testing.assert_allclose(image, np.rot90(base, k), atol=tol)
     # The opposite turn (or no turn) must not pass, so the check can discriminate.
@@ -93,7 +94,7 @@ def test_matches_brute_force_line_integral(f_sample):
     image = render_shadows(f_sample, rotation, size, extent).numpy()[0].astype(np.float64)
 
     moved = f_sample.centers.astype(np.float64) @ rotation[0].T.astype(np.float64)
-    axis = -extent + (np.arange(size) + 0.5) * (2 * extent / size)
+    axis = (np.arange(size) - size // 2) * (2 * extent / size)
     z = np.linspace(-1.2, 1.2, 481)  # step sigma / 10, covering all blobs by > 10 sigma
     y, x, zz = np.meshgrid(axis, axis, z, indexing="ij")
     density = np.zeros_like(zz)

@@ -176,6 +176,8 @@ def test_read_particles_takes_optics_values_per_particle(tmp_path):
         "voltage": [200.5, 300.0, 200.5],
         "spherical_aberration": [0.01, 2.7, 0.01],
         "amplitude_contrast": [0.07, 0.1, 0.07],
+        "phase_shift": [0.0, 0.0, 0.0],  # absent columns: no phase plate, no envelope
+        "b_factor": [0.0, 0.0, 0.0],
     }
     assert set(got.ctf) == set(expected_ctf)
     for key, values in expected_ctf.items():

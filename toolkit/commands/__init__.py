@@ -2,11 +2,13 @@
 
 from toolkit.commands.compress import compress
 from toolkit.commands.export import export
+from toolkit.commands.maps import fsc
 from toolkit.commands.particles import infer, simulate
 from toolkit.commands.plot import plot
+from toolkit.commands.reconstruct import reconstruct
 from toolkit.commands.run import recipes, run, validate
 
 #: Every command of the `toolkit` group.
-COMMANDS = (run, validate, recipes, export, plot, compress, simulate, infer)
+COMMANDS = (run, validate, recipes, export, plot, compress, simulate, infer, reconstruct, fsc)
 
 __all__ = ["COMMANDS"]

@@ -15,17 +15,24 @@ import click
     "--out", type=click.Path(path_type=Path), required=True, help="Folder for the stack and STAR file."
 )
 @click.option(
-    "--overwrite", is_flag=True, help="Replace particles.mrcs, particles.star and particles.png there."
+    "--overwrite",
+    is_flag=True,
+    help="Replace particles.mrcs, particles.star, particles.png and truth.mrc there.",
 )
 def simulate(recipe, count, overrides, out, overwrite) -> None:
-    """Draw particles from RECIPE's shadow data: an MRCS stack and a RELION STAR file of true poses."""
+    """Draw particles from RECIPE's shadow data: an MRCS stack, a RELION STAR file of true poses and shifts,
+    and truth.mrc, the true map (same box and pixel size) to score reconstructions against.
+
+    The files mean what they mean to RELION and cryoDRGN: pixel N/2 is the origin, the CTF has RELION's
+    sign (no contrast inversion needed), rlnOriginXAngst/YAngst centre each particle. Symmetry is C1.
+    """
     from toolkit.data.simulate import simulate as simulate_particles
     from toolkit.recipes.loader import load_recipe
 
     summary = simulate_particles(load_recipe(recipe, overrides), count, out, overwrite)
     click.echo(
         f"{summary['stack']}: {summary['particles']} particles at {summary['pixel_size']} A/pixel; "
-        f"poses in {summary['star']}; a preview in particles.png"
+        f"poses in {summary['star']}; the true map in {summary['truth']}; a preview in particles.png"
     )
 
 
@@ -35,7 +42,12 @@ def simulate(recipe, count, overrides, out, overwrite) -> None:
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="STAR file to write.")
 @click.option("--batch-size", type=int, default=256, show_default=True, help="Images per model call.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing STAR file.")
-def infer(model, particles, out, batch_size, overwrite) -> None:
+@click.option(
+    "--invert-contrast",
+    is_flag=True,
+    help="Negate the images first (dark particles; toolkit simulate's are white).",
+)
+def infer(model, particles, out, batch_size, overwrite, invert_contrast) -> None:
     """Orientations of PARTICLES (a STAR file or an MRC/MRCS stack) by MODEL (a run or a SavedModel).
 
     Writes RELION angles (_rlnAngleRot, _rlnAngleTilt, _rlnAnglePsi); when the input STAR
@@ -43,7 +55,7 @@ def infer(model, particles, out, batch_size, overwrite) -> None:
     """
     from toolkit.runs.infer import infer as infer_poses
 
-    summary = infer_poses(model, particles, out, batch_size, overwrite)
+    summary = infer_poses(model, particles, out, batch_size, overwrite, invert_contrast)
     line = f"{summary['star']}: poses of {summary['particles']} particles"
     if "median_error_deg" in summary:
         line += (

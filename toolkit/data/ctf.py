@@ -1,6 +1,6 @@
 """Contrast transfer function (CTF) of a transmission electron microscope, in TensorFlow ops.
 
-Conventions (CTFFIND4 / RELION):
+Conventions (RELION's; CTFFIND4's parameters, RELION's sign):
 
 * Images are [..., H, W] with rows = y and columns = x. The CTF lives on the unshifted
   FFT grid of tf.signal.fft2d (frequency 0 at [0, 0]): kx = np.fft.fftfreq(W, pixel_size)
@@ -9,7 +9,9 @@ Conventions (CTFFIND4 / RELION):
   counter-clockwise from +x towards +y: theta = atan2(ky, kx) and
   defocus(theta) = (dU + dV + (dU - dV) cos(2 (theta - angle))) / 2.
 * chi = pi lambda defocus k^2 - pi/2 Cs lambda^3 k^4 + phase_shift + arctan(A / sqrt(1 - A^2)),
-  CTF = -sin(chi) exp(-B k^2 / 4), so CTF(k = 0) = -A (CTFFIND4 sign; RELION's getCTF is the negative).
+  CTF = sin(chi) exp(-B k^2 / 4), so CTF(k = 0) = +A, RELION's sign (CTFFIND4's equation is its
+  negative). Particles drawn through it are the white-on-dark ones RELION and cryoDRGN expect:
+  both reconstruct them to a positive map without inverting the contrast.
 
 References:
     Rohou, A. & Grigorieff, N. (2015). CTFFIND4: Fast and accurate defocus estimation from
@@ -110,7 +112,7 @@ def ctf_2d(
     Example:
         >>> ctf = ctf_2d(64, 1.0, 15000.0, 14000.0, 30.0)
         >>> ctf.shape, round(float(ctf[0, 0]), 6)
-        (TensorShape([64, 64]), -0.1)
+        (TensorShape([64, 64]), 0.1)
     """
     is_int = isinstance(image_size, (int, np.integer)) and not isinstance(image_size, bool)
     _require(is_int and image_size >= 2, "image_size", "an integer >= 2", image_size)
@@ -131,7 +133,7 @@ def ctf_2d(
         + _per_image(phase_shift) * (math.pi / 180.0)
         + math.asin(amplitude)  # = arctan(A / sqrt(1 - A^2))
     )
-    ctf = -tf.sin(chi) * tf.exp(-0.25 * _per_image(b_factor) * k2)
+    ctf = tf.sin(chi) * tf.exp(-0.25 * _per_image(b_factor) * k2)
     # For even sizes the Nyquist row/column holds both +k and -k aliases; averaging each value
     # with its mirror (-k) keeps the grid point-symmetric, so filtering a real image stays real.
     mirrored = tf.roll(tf.reverse(ctf, axis=[-2, -1]), shift=[1, 1], axis=[-2, -1])

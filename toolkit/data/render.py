@@ -44,10 +44,12 @@ def pixel_size(image_size: int, extent: float) -> float:
 
 
 def pixel_centers(image_size: int, extent: float) -> np.ndarray:
-    """Pixel-centre coordinates along one axis, float64 [image_size], symmetric about 0.
+    """Pixel-centre coordinates along one axis, float64 [image_size]; pixel N // 2 is at 0.
 
-    Centre i is at -extent + (i + 0.5) * pixel_size; the same grid serves rows (y) and
-    columns (x), so row 0 is the lowest y (show images with origin="lower").
+    Centre i is at (i - image_size // 2) * pixel_size: the origin of rotation is pixel N // 2,
+    where RELION, cryoDRGN and ASPIRE put it, so images and maps mean the same in every
+    program. The same grid serves rows (y) and columns (x), so row 0 is the lowest y (show
+    images with origin="lower").
 
     Args:
         image_size: pixels per side.
@@ -55,12 +57,10 @@ def pixel_centers(image_size: int, extent: float) -> np.ndarray:
 
     Example:
         >>> pixel_centers(4, 1.0).tolist()
-        [-0.75, -0.25, 0.25, 0.75]
+        [-1.0, -0.5, 0.0, 0.5]
     """
-    # Half-integer offsets times p are exactly antisymmetric, so a 180-degree turn maps
-    # pixel centres onto pixel centres bit for bit.
     step = pixel_size(image_size, extent)
-    return (np.arange(image_size) - (image_size - 1) / 2) * step
+    return (np.arange(image_size) - image_size // 2) * step
 
 
 def _sample_tensors(sample: SampleLike) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:

@@ -19,7 +19,7 @@ from toolkit.data.render import render_shadows
 from toolkit.geometry.representations import orientation_features
 
 TRAIN_STREAM, VALIDATION_STREAM, SCALE_STREAM, SIMULATE_STREAM = 1, 2, 3, 4
-CTF_DRAW = 11  # folded into a batch's seed for its defocus draws
+CTF_DRAW, SHIFT_DRAW = 11, 12  # folded into a batch's seed for its defocus and shift draws
 
 
 def batch_seed(seed: int, stream: int, index) -> tf.Tensor:
@@ -106,6 +106,7 @@ class ShadowData:
     intensity_scale: float = 1.0
     pixel_size: float = 2.0
     ctf: CTFDraws | None = None
+    shift: float = 0.0
 
     @classmethod
     def create(cls, **kwargs) -> ShadowData:
@@ -121,14 +122,22 @@ class ShadowData:
         """One batch: images `[B, T, S, S, 1]`, condition `[B, T, K]`, rotations `[B, T, 3, 3]`.
 
         With a CTF the batch also holds `defocus` `[B, T, 3]` (see `CTFDraws.defocus`); the
-        noise is added after the CTF, as a detector adds it.
+        noise is added after the CTF, as a detector adds it. With a `shift` it holds `shifts`
+        `[B, T, 2]`: where each particle's centre lies, (x, y) in pixels from pixel S // 2.
         """
         seed = batch_seed(self.seed, stream, index)
         count = size * self.sequence_length
         shape = [size, self.sequence_length]
         rotations = self.orientations(count, seed)
-        images = render_shadows(self.sample, rotations, self.image_size, self.extent) / self.intensity_scale
-        extra = {}
+        extra, translations = {}, None
+        if self.shift > 0:
+            shifts = self.shift * tf.random.stateless_normal(
+                [count, 2], seed=tf.random.experimental.stateless_fold_in(seed, SHIFT_DRAW)
+            )
+            translations = shifts * (2.0 * self.extent / self.image_size)  # pixels to sample units
+            extra["shifts"] = tf.reshape(shifts, shape + [2])
+        images = render_shadows(self.sample, rotations, self.image_size, self.extent, translations)
+        images = images / self.intensity_scale
         if self.ctf is not None:
             defocus = self.ctf.defocus(count, tf.random.experimental.stateless_fold_in(seed, CTF_DRAW))
             images = self.ctf.apply(images, defocus, self.pixel_size)

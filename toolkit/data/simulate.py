@@ -1,8 +1,13 @@
-"""`toolkit simulate`: a particle stack (MRCS) and its RELION STAR file of true poses.
+"""`toolkit simulate`: a particle stack (MRCS), its RELION STAR file of true poses and the true map.
 
 The particles are drawn by the recipe's data source (`DataSource.draw_particles`: for
-shadows, its sample, orientations, CTF and noise) on a random stream of their own, so they
-never repeat a training or validation example.
+shadows, its sample, orientations, shifts, CTF and noise) on a random stream of their own, so
+they never repeat a training or validation example. The files follow RELION's conventions, so
+RELION and cryoDRGN read them as the toolkit does: pixel N // 2 is the origin, the CTF has
+RELION's sign (white particles, reconstructed to a positive map without inverting the
+contrast), and `rlnOriginXAngst`/`rlnOriginYAngst` hold the move that centres each particle
+(minus where its centre lies). `truth.mrc` is the sample's map on the particles' grid and
+pixel size, scaled so that its projections are the clean particles.
 """
 
 from __future__ import annotations
@@ -13,21 +18,26 @@ import numpy as np
 
 from toolkit.errors import RunError
 from toolkit.geometry import matrix_to_relion
-from toolkit.io.mrc import write_stack
+from toolkit.io.mrc import write_map, write_stack
 from toolkit.io.particles import image_name, write_particles
 
-STACK_NAME, STAR_NAME, PREVIEW_NAME = "particles.mrcs", "particles.star", "particles.png"
+STACK_NAME, STAR_NAME, PREVIEW_NAME, TRUTH_NAME = (
+    "particles.mrcs",
+    "particles.star",
+    "particles.png",
+    "truth.mrc",
+)
 
 
 def simulate(recipe: dict, count: int, out: Path, overwrite: bool = False) -> dict:
-    """Write `out/particles.mrcs` and `out/particles.star` with `count` particles; returns a summary."""
+    """Write `count` particles (particles.mrcs, particles.star) and truth.mrc to `out`; returns a summary."""
     from toolkit.recipes.registry import source_for, task_for
 
     if count < 1:
         raise RunError(f"--count: expected a positive number of particles, got {count}")
     out = Path(out)
-    stack, star, preview = out / STACK_NAME, out / STAR_NAME, out / PREVIEW_NAME
-    existing = [str(p) for p in (stack, star, preview) if p.exists()]
+    stack, star, preview, truth = out / STACK_NAME, out / STAR_NAME, out / PREVIEW_NAME, out / TRUTH_NAME
+    existing = [str(p) for p in (stack, star, preview, truth) if p.exists()]
     if existing and not overwrite:
         raise RunError(f"{existing[0]}: already exists; pass --overwrite or choose another --out")
     particles = source_for(recipe).draw_particles(count, task_for(recipe).orientation_condition)
@@ -48,7 +58,12 @@ def simulate(recipe: dict, count: int, out: Path, overwrite: bool = False) -> di
             "voltage": microscope["voltage"],
             "spherical_aberration": microscope["spherical_aberration"],
             "amplitude_contrast": microscope["amplitude_contrast"],
+            "phase_shift": 0.0,  # written, as cryoDRGN's CTF parser needs the column
+            "b_factor": microscope["b_factor"],
         }
+    origins = None
+    if particles["shifts"] is not None:
+        origins = -particles["shifts"].astype(np.float64) * spec["pixel_size"]
     angles = matrix_to_relion(particles["rotations"]).numpy().astype(np.float64)
     write_stack(stack, particles["images"], spec["pixel_size"], overwrite=overwrite)
     write_particles(
@@ -58,10 +73,18 @@ def simulate(recipe: dict, count: int, out: Path, overwrite: bool = False) -> di
         spec["image_size"],
         angles=angles,
         ctf=ctf,
+        origins=origins,
         overwrite=overwrite,
     )
+    write_map(truth, particles["truth"], spec["pixel_size"], overwrite=overwrite)
     draw_preview(particles["images"], preview)
-    return {"particles": count, "stack": str(stack), "star": str(star), "pixel_size": spec["pixel_size"]}
+    return {
+        "particles": count,
+        "stack": str(stack),
+        "star": str(star),
+        "truth": str(truth),
+        "pixel_size": spec["pixel_size"],
+    }
 
 
 def draw_preview(images: np.ndarray, path: Path, count: int = 16) -> Path:

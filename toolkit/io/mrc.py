@@ -1,4 +1,4 @@
-"""Read and write MRC2014 image stacks (`.mrc`, `.mrcs`) with numpy only.
+"""Read and write MRC2014 image stacks (`.mrc`, `.mrcs`) with numpy only, and maps with mrcfile.
 
 Conventions:
 
@@ -7,6 +7,8 @@ Conventions:
   as mrcfile does). A single 2D image gives N = 1; a volume gives its nz sections.
 * The pixel size is `cella.x / mx` in Angstrom, 0.0 when the header does not set it.
 * `write_stack` writes the MRC2014 image-stack form: mode 2, little-endian, ispg 0, mz 1.
+* `write_map` and `read_map` handle one 3D map `[z, y, x]` (mode 2, ispg 1) through mrcfile,
+  the reference implementation, which validates the whole file; `read_map` wants a cubic box.
 
 Example:
 
@@ -27,6 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import mrcfile
 import numpy as np
 
 from toolkit.io.atomic import replace_atomically
@@ -259,3 +262,119 @@ def write_stack(path: str | os.PathLike, images, pixel_size: float, overwrite: b
             handle.write(memoryview(data).cast("B"))
 
     return replace_atomically(path, write)
+
+
+@dataclass(frozen=True, eq=False)
+class MrcMap:
+    """A 3D map of an MRC file and its voxel size.
+
+    Attributes:
+        volume: float32 `[z, y, x]`, a cubic box.
+        pixel_size: Angstrom per voxel (`cella.x / mx`); 0.0 when the header has none.
+    """
+
+    volume: np.ndarray
+    pixel_size: float
+
+
+def write_map(path: str | os.PathLike, volume, pixel_size: float, overwrite: bool = False) -> Path:
+    """Write a 3D map with mrcfile (mode 2 float32, ispg 1), atomically.
+
+    Args:
+        path: file to write (`.mrc` by convention).
+        volume: real numbers `[z, y, x]`; stored as float32.
+        pixel_size: Angstrom per voxel (> 0) on every axis, stored as cella = shape * pixel_size.
+        overwrite: replace an existing file. Default value: `False`.
+
+    Returns:
+        `path` as a `Path`.
+
+    Raises:
+        FileExistsError: `path` exists and `overwrite` is False.
+        ValueError: `volume` is not a finite, non-empty real 3D array, or `pixel_size` is not
+            a finite number > 0.
+    """
+    path = Path(path)
+    array = np.asarray(volume)
+    if array.dtype.kind not in "iuf" or array.ndim != 3 or array.size == 0:
+        raise ValueError(
+            f"volume must be a non-empty [z, y, x] array of real numbers, "
+            f"got shape {array.shape} dtype {array.dtype}"
+        )
+    with np.errstate(over="ignore"):  # values beyond float32 become inf, reported below
+        data = np.ascontiguousarray(array, dtype=np.float32)
+    if not np.isfinite(data).all():
+        raise ValueError(
+            f"volume must be finite in float32, got {np.count_nonzero(~np.isfinite(data))} NaN/Inf"
+        )
+    try:
+        size = float(pixel_size)
+    except (TypeError, ValueError):
+        size = float("nan")
+    if isinstance(pixel_size, bool) or not np.isfinite(size) or size <= 0:
+        raise ValueError(f"pixel_size must be a finite number > 0 (Angstrom per voxel), got {pixel_size!r}")
+
+    def write(temporary: Path) -> None:
+        with mrcfile.new(temporary) as mrc:
+            mrc.set_data(data)
+            mrc.header.ispg = 1  # a single volume, not an image stack
+            mrc.voxel_size = size
+            mrc.add_label("toolkit write_map")
+
+    return replace_atomically(path, write, overwrite=overwrite)
+
+
+def read_map(path: str | os.PathLike) -> MrcMap:
+    """A cubic 3D map of an MRC file, validated by mrcfile.
+
+    Args:
+        path: MRC file (`.mrc`, `.map`, also gzip or bzip2 compressed), any mode mrcfile reads.
+
+    Returns:
+        An `MrcMap` whose volume equals `mrcfile.open(path).data` as float32.
+
+    Raises:
+        MrcFormatError: The file is missing, not a valid MRC file, not a real 3D volume,
+            not cubic, holds NaN or Inf, or has voxels of different sizes along the axes.
+    """
+    path = Path(path)
+    try:
+        with mrcfile.open(path, permissive=False) as mrc:
+            voxel = mrc.voxel_size
+            sizes = [float(voxel.x), float(voxel.y), float(voxel.z)]
+            real = mrc.data is not None and mrc.data.dtype.kind in "iuf"
+            volume = np.array(mrc.data, dtype=np.float32) if real else mrc.data
+    except FileNotFoundError:
+        raise MrcFormatError(f"{path}: file not found; check the path") from None
+    except IsADirectoryError:
+        raise MrcFormatError(f"{path}: is a directory, not an MRC file") from None
+    except (OSError, ValueError, EOFError) as error:
+        reason = " ".join(str(error).split())  # mrcfile's reason, on one line
+        raise MrcFormatError(
+            f"{path}: not a valid MRC map ({reason}); check the file, or export it again as MRC2014"
+        ) from None
+    if not real:
+        kind = "no data" if volume is None else f"{volume.dtype} data"
+        raise MrcFormatError(f"{path}: holds {kind}, not a real-valued map; give a mode 0, 1, 2, 6 or 12 map")
+    if volume.ndim != 3:
+        raise MrcFormatError(
+            f"{path}: holds a {volume.ndim}D array of shape {volume.shape}, not a 3D map; "
+            "give a volume (nz > 1)"
+        )
+    if len(set(volume.shape)) != 1:
+        shape = " x ".join(str(n) for n in volume.shape)
+        raise MrcFormatError(
+            f"{path}: the map is {shape} voxels (z, y, x), not cubic; "
+            f"pad or crop it to a cubic box, e.g. with relion_image_handler --new_box"
+        )
+    bad = np.count_nonzero(~np.isfinite(volume))
+    if bad:
+        raise MrcFormatError(f"{path}: holds {bad} NaN or Inf values; fix the map or export it again")
+    known = [size for size in sizes if np.isfinite(size) and size > 0]
+    if len(known) == 3 and max(known) - min(known) > 1e-3 * max(known):
+        raise MrcFormatError(
+            f"{path}: voxels are not cubic ({sizes[0]:g} x {sizes[1]:g} x {sizes[2]:g} A); "
+            f"resample it to one pixel size, e.g. with relion_image_handler --rescale_angpix"
+        )
+    pixel_size = sizes[0] if sizes[0] in known else 0.0
+    return MrcMap(volume=volume, pixel_size=pixel_size)

@@ -20,6 +20,8 @@ _CTF_LABELS = {
     "voltage": "rlnVoltage",
     "spherical_aberration": "rlnSphericalAberration",
     "amplitude_contrast": "rlnAmplitudeContrast",
+    "phase_shift": "rlnPhaseShift",
+    "b_factor": "rlnCtfBfactor",
 }
 _OPTICS_CTF_KEYS = ("voltage", "spherical_aberration", "amplitude_contrast")
 
@@ -35,8 +37,9 @@ class Particles:
         angles: float64 [N, 3] RELION rot, tilt, psi in degrees (a missing one is 0); None without any.
         pixel_size: float64 [N] Angstrom/pixel; 0.0 where the file gives none.
         ctf: float64 [N] arrays defocus_u, defocus_v (Angstrom), defocus_angle (degrees), voltage (kV),
-            spherical_aberration (mm), amplitude_contrast; a missing defocus_v equals defocus_u, a missing
-            defocus_angle is 0 and other missing fields are NaN. None without _rlnDefocusU.
+            spherical_aberration (mm), amplitude_contrast, phase_shift (degrees), b_factor (Angstrom^2); a
+            missing defocus_v equals defocus_u, a missing defocus_angle, phase_shift or b_factor is 0 and
+            other missing fields are NaN. None without _rlnDefocusU.
         origins: float64 [N, 2] x, y shift in Angstrom (NaN for pixel shifts without a pixel size); None
             without origin columns.
     """
@@ -144,7 +147,8 @@ def read_particles(path: str | os.PathLike) -> Particles:
         ctf = {key: column(label, np.nan) for key, label in _CTF_LABELS.items()}
         if column("rlnDefocusV") is None:
             ctf["defocus_v"] = ctf["defocus_u"].copy()
-        ctf["defocus_angle"] = column("rlnDefocusAngle", 0.0)
+        for key in ("defocus_angle", "phase_shift", "b_factor"):
+            ctf[key] = column(_CTF_LABELS[key], 0.0)
     origins = stacked("rlnOriginXAngst", "rlnOriginYAngst")
     pixel_origins = stacked("rlnOriginX", "rlnOriginY")  # RELION 3.0, in pixels
     if origins is None and pixel_origins is not None:
@@ -182,6 +186,7 @@ def write_particles(
     image_size: int,
     angles: np.ndarray | Sequence | None = None,
     ctf: Mapping[str, float | Sequence] | None = None,
+    origins: np.ndarray | Sequence | None = None,
     extra: Mapping[str, Sequence] | None = None,
     overwrite: bool = False,
 ) -> Path:
@@ -194,8 +199,11 @@ def write_particles(
         image_size: side of the square images in pixels.
         angles: [N, 3] RELION rot, tilt, psi in degrees. Default value: None (no angle columns).
         ctf: any of defocus_u, defocus_v, defocus_angle, voltage, spherical_aberration, amplitude_contrast,
-            each a scalar or N values. Voltage, spherical aberration and amplitude contrast go to data_optics
-            when constant, else to data_particles. Default value: None (no CTF columns).
+            phase_shift, b_factor, each a scalar or N values. Voltage, spherical aberration and amplitude
+            contrast go to data_optics when constant, else to data_particles. Default value: None (no
+            CTF columns).
+        origins: [N, 2] RELION origins (x, y) in Angstrom, the move that centres each particle.
+            Default value: None (no origin columns).
         extra: more particle columns, label (without leading "_") -> N values, e.g. {"rlnClassNumber": ...}.
             Default value: None.
         overwrite: replace an existing file. Default value: False.
@@ -228,6 +236,13 @@ def write_particles(
         if angles.shape != (count, 3):
             raise ValueError(f"angles have shape {angles.shape}; expected ({count}, 3) for {count} particles")
         particles.update(rlnAngleRot=angles[:, 0], rlnAngleTilt=angles[:, 1], rlnAnglePsi=angles[:, 2])
+    if origins is not None:
+        origins = np.asarray(origins, np.float64)
+        if origins.shape != (count, 2):
+            raise ValueError(
+                f"origins have shape {origins.shape}; expected ({count}, 2) for {count} particles"
+            )
+        particles.update(rlnOriginXAngst=origins[:, 0], rlnOriginYAngst=origins[:, 1])
     unknown = sorted(set(ctf or {}) - set(_CTF_LABELS))
     if unknown:
         raise ValueError(f"unknown CTF keys {unknown}; use {list(_CTF_LABELS)}")

@@ -105,8 +105,14 @@ DATA = {
                 nullable=True,
                 fields=CTF,
             ),
+            "shift": Field(
+                "float",
+                0.0,
+                "standard deviation of each shadow's in-plane shift in pixels (particles are off-centre)",
+                minimum=0.0,
+            ),
             "validation_size": positive_int(256, "sequences in the fixed validation set"),
-            "seed": seed_field("seed of the orientations, CTF and noise"),
+            "seed": seed_field("seed of the orientations, CTF, shifts and noise"),
         },
     ),
     "mnist": Component(

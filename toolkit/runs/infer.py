@@ -97,9 +97,17 @@ def error_summary(true_angles: np.ndarray, rotations: np.ndarray) -> dict:
 
 
 def infer(
-    model_path: Path, input_path: Path, out: Path, batch_size: int = 256, overwrite: bool = False
+    model_path: Path,
+    input_path: Path,
+    out: Path,
+    batch_size: int = 256,
+    overwrite: bool = False,
+    invert_contrast: bool = False,
 ) -> dict:
-    """Predict the pose of every particle of `input_path` (STAR or MRC/MRCS) and write `out` (STAR)."""
+    """Predict the pose of every particle of `input_path` (STAR or MRC/MRCS) and write `out` (STAR).
+
+    `invert_contrast` negates the images first, for data whose particles are dark.
+    """
     out = Path(out)
     if out.exists() and not overwrite:
         raise RunError(f"{out}: already exists; pass --overwrite or choose another --out")
@@ -113,7 +121,8 @@ def infer(
             f"{input_path}: images are {'x'.join(map(str, particles['images'].shape[1:]))} pixels, the "
             f"model reads {size}x{size}; give particles made like its training data"
         )
-    rotations = predict(function, spec, particles["images"], batch_size)
+    images = -particles["images"] if invert_contrast else particles["images"]
+    rotations = predict(function, spec, images, batch_size)
     pixel_size = float(particles["pixel_size"][0])
     if not pixel_size > 0:
         log.warning(f"{input_path}: no pixel size given; writing 1.0 Angstrom/pixel")

@@ -24,6 +24,7 @@ BATCH_KEYS = {
     "condition": "float32 [B, (T,) K] what a conditional model is conditioned on",
     "labels": "int32 [B] class labels",
     "defocus": "float32 [B, (T,) 3] CTF defocus_u, defocus_v (Angstrom) and its azimuth (degrees)",
+    "shifts": "float32 [B, (T,) 2] where each particle's centre lies, (x, y) pixels from pixel S // 2",
 }
 
 
@@ -90,6 +91,7 @@ class DataShapes:
             "condition": (*time, self.condition_width or 0),
             "labels": (),
             "defocus": (*time, 3),
+            "shifts": (*time, 2),
         }
         return {
             key: np.zeros((count, *shapes[key]), np.int32 if key == "labels" else np.float32)
@@ -144,8 +146,10 @@ class DataSource:
     def draw_particles(self, count: int, condition: OrientationCondition | None = None) -> dict:
         """`count` new single images for `toolkit simulate`, never seen in training or validation.
 
-        Returns `images` `[N, S, S]`, `rotations` `[N, 3, 3]` and `defocus` `[N, 3]` (or `None`
-        without a CTF). A source that cannot draw new images raises `RunError`.
+        Returns `images` `[N, S, S]`, `rotations` `[N, 3, 3]`, `defocus` `[N, 3]` (or `None`
+        without a CTF), `shifts` `[N, 2]` (where each particle's centre lies, in pixels; or `None`)
+        and `truth`, the sample's map `[S, S, S]` (z y x) whose projections are the clean images.
+        A source that cannot draw new images raises `RunError`.
         """
         from toolkit.errors import RunError
 

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from toolkit.data.render import render_volume
 from toolkit.data.shadows import SIMULATE_STREAM, CTFDraws, OrientationSampler, ShadowData
 from toolkit.data.sources.base import DataBundle, DataShapes, DataSource, OrientationCondition
 from toolkit.geometry.representations import REPRESENTATION_WIDTHS
@@ -31,6 +32,7 @@ class ShadowSource(DataSource):
     def shapes(self, condition=None, measured=None) -> DataShapes:
         condition = condition or OrientationCondition()
         keys = ("images", "condition", "rotations") + (("defocus",) if self.spec["ctf"] else ())
+        keys += ("shifts",) if self.spec["shift"] > 0 else ()
         return DataShapes(
             image_size=self.spec["image_size"],
             channels=1,
@@ -72,6 +74,7 @@ class ShadowSource(DataSource):
             seed=spec["seed"],
             pixel_size=spec["pixel_size"],
             ctf=CTFDraws(**spec["ctf"]) if spec["ctf"] else None,
+            shift=spec["shift"],
         )
         if measured and "intensity_scale" in measured:
             return ShadowData(**settings, intensity_scale=float(measured["intensity_scale"]))
@@ -98,4 +101,12 @@ class ShadowSource(DataSource):
             "images": flat("images", (size, size)),
             "rotations": flat("rotations", (3, 3)),
             "defocus": flat("defocus", (3,)),
+            "shifts": flat("shifts", (2,)),
+            "truth": truth_map(source),
         }
+
+
+def truth_map(source: ShadowData) -> np.ndarray:
+    """The sample's density on the images' grid, scaled so that its sum along z is a clean shadow."""
+    voxel = 2.0 * source.extent / source.image_size
+    return render_volume(source.sample, source.image_size, source.extent) * (voxel / source.intensity_scale)

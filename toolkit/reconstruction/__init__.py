@@ -1,0 +1,1 @@
+"""3D reconstruction: making maps and measuring them in Fourier space (FSC)."""

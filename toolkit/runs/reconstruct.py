@@ -1,0 +1,171 @@
+"""`toolkit reconstruct`: a map from a RELION particle STAR file, its poses, shifts and CTFs.
+
+With `half_maps`, the particles are split into two random halves (or as the STAR file's
+`rlnRandomSubset` says), each half is reconstructed on its own, and their FSC is written with
+the resolution at 0.143, the gold-standard criterion. The split is recorded in a copy of the
+STAR file with an `rlnRandomSubset` column, so refinement can keep the halves apart.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from toolkit.errors import RunError
+from toolkit.geometry import relion_to_matrix
+from toolkit.io.mrc import MrcFormatError, write_map
+from toolkit.io.particles import image_name, read_particles
+from toolkit.io.star import StarFormatError, read_star, write_star
+from toolkit.reconstruction.backproject import Accumulator, Microscope
+from toolkit.runs.infer import read_from_stacks
+
+SUBSET = "rlnRandomSubset"
+
+
+def output_paths(out: Path, half_maps: bool) -> dict[str, Path]:
+    """Every file the command writes: the map, and with half maps, the halves, their FSC and the split."""
+    out = Path(out)
+    paths = {"map": out}
+    if half_maps:
+        stem = out.with_suffix("")
+        paths.update(
+            half1=Path(f"{stem}_half1.mrc"),
+            half2=Path(f"{stem}_half2.mrc"),
+            fsc_csv=Path(f"{stem}_fsc.csv"),
+            fsc_png=Path(f"{stem}_fsc.png"),
+            star=Path(f"{stem}_particles.star"),
+        )
+    return paths
+
+
+def microscope_of(star: Path, particles, pixel_size: float) -> Microscope | None:
+    """The particles' CTFs, or None when the STAR file has no defocus."""
+    ctf = particles.ctf
+    if ctf is None:
+        return None
+    for key in ("voltage", "spherical_aberration", "amplitude_contrast"):
+        if np.isnan(ctf[key]).any():
+            raise RunError(f"{star}: has defocus but no {key.replace('_', ' ')} for some particles; add it")
+    return Microscope(pixel_size=pixel_size, **ctf)
+
+
+def random_subsets(star: Path, count: int, seed: int) -> tuple[np.ndarray, bool]:
+    """Half 1 or 2 of each particle: from its `rlnRandomSubset` when the file has one, else drawn."""
+    blocks = read_star(star)
+    block = blocks.get("particles") or next(b for b in blocks.values() if "rlnImageName" in b)
+    if SUBSET in block:
+        subsets = np.asarray(block[SUBSET]).astype(np.int64)
+        if not set(np.unique(subsets).tolist()) <= {1, 2} or len(np.unique(subsets)) < 2:
+            raise RunError(f"{star}: _{SUBSET} must hold both 1 and 2 (and nothing else)")
+        return subsets, True
+    order = np.random.default_rng(seed).permutation(count)
+    subsets = np.ones(count, np.int64)
+    subsets[order[count // 2 :]] = 2
+    return subsets, False
+
+
+def reconstruct_star(
+    star: Path,
+    out: Path,
+    half_maps: bool = False,
+    regularization: float = 1.0,
+    invert_contrast: bool = False,
+    batch_size: int = 64,
+    seed: int = 0,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Reconstruct the particles of `star` into `out` (MRC); returns a summary of what was written."""
+    star, out = Path(star), Path(out)
+    paths = output_paths(out, half_maps)
+    existing = [str(p) for p in paths.values() if p.exists()]
+    if existing and not overwrite:
+        raise RunError(f"{existing[0]}: already exists; pass --overwrite or choose another --out")
+    if batch_size < 1:
+        raise RunError(f"--batch-size: expected a positive integer, got {batch_size}")
+    if not regularization >= 0:
+        raise RunError(f"--regularization: expected a number >= 0, got {regularization}")
+    try:
+        particles = read_particles(star)
+        if particles.angles is None:
+            raise RunError(
+                f"{star}: has no _rlnAngleRot/_rlnAngleTilt/_rlnAnglePsi columns; reconstruct needs poses "
+                "(toolkit infer writes them)"
+            )
+        images = read_from_stacks(star, particles.stack_paths, particles.image_indices)
+        subsets, given = random_subsets(star, len(images), seed) if half_maps else (None, False)
+    except (MrcFormatError, StarFormatError) as error:
+        raise RunError(str(error)) from None
+    pixel_size = float(particles.pixel_size[0])
+    if not pixel_size > 0 or not np.allclose(particles.pixel_size, pixel_size):
+        raise RunError(f"{star}: needs one positive pixel size (_rlnImagePixelSize) for all its particles")
+    shifts = None
+    if particles.origins is not None:
+        shifts = particles.origins / pixel_size  # RELION's origin: the move that centres a particle
+    if invert_contrast:
+        images = -images
+    microscope = microscope_of(star, particles, pixel_size)
+    rotations = relion_to_matrix(particles.angles.astype(np.float32)).numpy()
+
+    halves = {1: Accumulator(images.shape[-1]), 2: Accumulator(images.shape[-1])}
+    subsets = np.ones(len(images), np.int64) if subsets is None else subsets
+    for start in range(0, len(images), batch_size):
+        rows = np.arange(start, min(start + batch_size, len(images)))
+        ctf = None if microscope is None else microscope.ctf(rows, halves[1].padded)
+        for half, accumulator in halves.items():
+            chosen = np.flatnonzero(subsets[rows] == half)
+            if chosen.size:
+                accumulator.add(
+                    images[rows[chosen]],
+                    rotations[rows[chosen]],
+                    None if shifts is None else shifts[rows[chosen]],
+                    None if ctf is None else np.asarray(ctf)[chosen],
+                )
+        if progress is not None:
+            progress(len(rows), len(images))
+    summary = {"particles": len(images), "pixel_size": pixel_size, "ctf": microscope is not None}
+    if half_maps:
+        summary.update(write_halves(paths, halves, regularization, pixel_size, overwrite))
+        if not given:
+            write_subsets(star, particles, paths["star"], subsets, overwrite)
+            summary["star"] = str(paths["star"])
+    halves[1].merge(halves[2])
+    write_map(paths["map"], halves[1].volume(regularization), pixel_size, overwrite=overwrite)
+    summary["map"] = str(paths["map"])
+    return summary
+
+
+def write_halves(
+    paths: dict, halves: dict, regularization: float, pixel_size: float, overwrite: bool
+) -> dict:
+    """Write both half maps, their FSC curve (CSV and figure); returns the resolutions at 0.143 and 0.5."""
+    from toolkit.figures.fsc import fsc_figure
+    from toolkit.reconstruction.fsc import fsc_curve, resolution, write_fsc_csv
+
+    maps = [halves[half].volume(regularization) for half in (1, 2)]
+    for half, volume in zip((1, 2), maps, strict=True):
+        write_map(paths[f"half{half}"], volume, pixel_size, overwrite=overwrite)
+    curve = fsc_curve(*maps)
+    write_fsc_csv(paths["fsc_csv"], curve, pixel_size)
+    fsc_figure(curve, paths["fsc_png"], pixel_size, title="FSC of the half maps")
+    return {
+        "half_maps": [str(paths["half1"]), str(paths["half2"])],
+        "fsc": str(paths["fsc_csv"]),
+        "resolution": {threshold: resolution(curve, threshold, pixel_size) for threshold in (0.143, 0.5)},
+    }
+
+
+def write_subsets(star: Path, particles, out: Path, subsets: np.ndarray, overwrite: bool) -> None:
+    """A copy of the STAR file with `rlnRandomSubset` added, its image names relative to `out`'s folder."""
+    blocks = read_star(star)
+    name = "particles" if "particles" in blocks else next(n for n, b in blocks.items() if "rlnImageName" in b)
+    folder = Path(out).resolve().parent
+    names = [
+        image_name(int(i), os.path.relpath(Path(s).resolve(), folder))
+        for s, i in zip(particles.stack_paths, particles.image_indices, strict=True)
+    ]
+    blocks[name] = {**blocks[name], "rlnImageName": np.asarray(names), SUBSET: subsets}
+    write_star(out, blocks, overwrite=overwrite)
