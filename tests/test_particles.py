@@ -169,6 +169,48 @@ def test_reconstruct_refuses_a_star_file_without_poses(tmp_path):
     assert not (tmp_path / "m.mrc").exists()
 
 
+def test_refine_recovers_poses_and_keeps_every_column(tmp_path, tiny_f_orientation):
+    extra = ["data.image_size=32", "data.shift=1.0"] + CTF
+    simulate(tiny_f_orientation, 6, tmp_path, extra)
+    out = tmp_path / "refined.star"
+    result = invoke(
+        "refine",
+        tmp_path / "particles.star",
+        "--reference",
+        tmp_path / "truth.mrc",
+        "--out",
+        out,
+        "--last-level",
+        4,
+    )
+    assert result.exit_code == 0, result.output
+    given, refined = (starfile.read(p)["particles"] for p in (tmp_path / "particles.star", out))
+    assert set(given.columns) < set(refined.columns)
+    assert {"rlnMaxValueProbDistribution", "rlnNrOfSignificantSamples"} <= set(refined.columns)
+    np.testing.assert_array_equal(given["rlnDefocusU"], refined["rlnDefocusU"])
+    angle_columns = ["rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi"]
+    truth, found = (
+        Rotation.from_euler("ZYZ", table[angle_columns].to_numpy(), degrees=True)
+        for table in (given, refined)
+    )
+    assert np.median(np.degrees((found * truth.inv()).magnitude())) < 2.0
+    origins = ["rlnOriginXAngst", "rlnOriginYAngst"]
+    np.testing.assert_allclose(refined[origins].to_numpy(), given[origins].to_numpy(), atol=0.5 * 3.0)
+
+
+def test_refine_refuses_a_reference_of_another_box(tmp_path, tiny_f_orientation):
+    from toolkit.io.mrc import write_map
+
+    simulate(tiny_f_orientation, 2, tmp_path)
+    write_map(tmp_path / "small.mrc", np.zeros((8, 8, 8), np.float32), 2.0)
+    out = tmp_path / "refined.star"
+    result = invoke(
+        "refine", tmp_path / "particles.star", "--reference", tmp_path / "small.mrc", "--out", out
+    )
+    assert result.exit_code == 2 and "--new_box 16" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not out.exists()
+
+
 @pytest.fixture(scope="module")
 def orientation_run(tmp_path_factory, tiny_f_orientation):
     out = tmp_path_factory.mktemp("runs") / "orientation"

@@ -89,16 +89,17 @@ def crossing_line(threshold: float, crossing, nyquist_pixels: float) -> str:
     help="Write PREFIX.csv and PREFIX.png (default: MAP1's path without .mrc plus _fsc, "
     "e.g. half1.mrc -> half1_fsc.csv and half1_fsc.png).",
 )
-@click.option("--overwrite", is_flag=True, help="Replace an existing PREFIX.csv and PREFIX.png.")
+@click.option("--overwrite", is_flag=True, help="Replace existing PREFIX files.")
 def fsc(map1, map2, mask, pixel_size, prefix, overwrite) -> None:
     """Fourier shell correlation of MAP1 and MAP2, two MRC maps of one cubic box and pixel size.
 
     Prints the resolution where the FSC first falls below 0.143, the criterion for two
     independently refined half maps, and below 0.5, the criterion for a map against a known
     truth (e.g. a map simulated from the model). Symmetry is C1: the maps are compared as
-    they are (there is no --sym). Writes the curve to PREFIX.csv and a figure to PREFIX.png.
+    they are (there is no --sym). Writes the curve to PREFIX.csv, its figure to PREFIX.png
+    and both maps' central slices and projections to PREFIX_maps.png.
     """
-    from toolkit.figures.fsc import fsc_figure
+    from toolkit.figures.fsc import fsc_figure, map_views_figure
     from toolkit.io.mrc import MrcFormatError, read_map
     from toolkit.reconstruction.fsc import fsc_curve, resolution, write_fsc_csv
 
@@ -126,7 +127,7 @@ def fsc(map1, map2, mask, pixel_size, prefix, overwrite) -> None:
         )
 
     prefix = prefix if prefix is not None else default_prefix(map1)
-    outputs = [prefix.with_name(prefix.name + suffix) for suffix in (".csv", ".png")]
+    outputs = [prefix.with_name(prefix.name + suffix) for suffix in (".csv", ".png", "_maps.png")]
     existing = [path for path in outputs if path.exists()]
     if existing and not overwrite:
         raise RunError(f"{existing[0]}: already exists; pass --overwrite or choose another --out")
@@ -141,7 +142,10 @@ def fsc(map1, map2, mask, pixel_size, prefix, overwrite) -> None:
     curve = fsc_curve(first.volume, second.volume, weights)
     write_fsc_csv(outputs[0], curve, size)
     fsc_figure(curve, outputs[1], size, THRESHOLDS, title=f"FSC of {map1.name} and {map2.name}")
+    map_views_figure({map1.name: first.volume, map2.name: second.volume}, outputs[2])
     nyquist_pixels = 1.0 / curve.frequency[-1]
     for threshold in THRESHOLDS:
         click.echo(crossing_line(threshold, resolution(curve, threshold, size), nyquist_pixels))
-    click.echo(f"{outputs[0]} and {outputs[1]}: the curve at {size:g} A/pixel")
+    click.echo(
+        f"{outputs[0]} and {outputs[1]}: the curve at {size:g} A/pixel; the maps side by side in {outputs[2]}"
+    )

@@ -59,10 +59,17 @@ def _slice_points(rotations: tf.Tensor, size: int, padded_size: int) -> tf.Tenso
     """Fractional spectrum indices (z, y, x) of each pixel's frequency R^T (kx, ky, 0): [B, S, S, 3]."""
     k = tf.constant(_centred(size) * (padded_size / size), tf.float32)  # in padded Fourier pixels
     ky, kx = tf.meshgrid(k, k, indexing="ij")
+    return _points_at(rotations, kx, ky, padded_size)
+
+
+def _points_at(rotations: tf.Tensor, kx: tf.Tensor, ky: tf.Tensor, padded_size: int) -> tf.Tensor:
+    """Fractional spectrum indices [B, *kx.shape, 3] of frequencies (kx, ky) in padded Fourier pixels."""
     rows = tf.cast(rotations, tf.float32)
+    kx, ky = kx[None, ..., None], ky[None, ..., None]
+    extra = [1] * (len(kx.shape) - 2)
+    first, second = (tf.reshape(rows[:, i, :], [-1, *extra, 3]) for i in (0, 1))
     # R^T k = kx R[0, :] + ky R[1, :], in (x, y, z); reversed to the map's (z, y, x) index order.
-    xyz = kx[None, ..., None] * rows[:, None, None, 0, :] + ky[None, ..., None] * rows[:, None, None, 1, :]
-    return tf.reverse(xyz, [-1]) + float(padded_size // 2)
+    return tf.reverse(kx * first + ky * second, [-1]) + float(padded_size // 2)
 
 
 def _trilinear(points: tf.Tensor, size: int) -> tuple[tf.Tensor, tf.Tensor]:
@@ -98,6 +105,18 @@ def slice_spectrum(spectrum: tf.Tensor, rotations, size: int) -> tf.Tensor:
     """
     padded = int(spectrum.shape[0])
     indices, weights = _trilinear(_slice_points(rotations, size, padded), padded)
+    values = tf.gather(tf.reshape(spectrum, [-1]), indices)
+    return tf.reduce_sum(values * tf.complex(weights, tf.zeros_like(weights)), axis=-1)
+
+
+def slice_at(spectrum: tf.Tensor, rotations, frequencies) -> tf.Tensor:
+    """Central-slice values at chosen frequencies: complex64 [B, K] for (kx, ky) [K, 2] in cycles per pixel.
+
+    The same trilinear read as `slice_spectrum`, at only the frequencies a search needs.
+    """
+    padded = int(spectrum.shape[0])
+    frequencies = tf.cast(frequencies, tf.float32) * float(padded)  # in padded Fourier pixels
+    indices, weights = _trilinear(_points_at(rotations, frequencies[:, 0], frequencies[:, 1], padded), padded)
     values = tf.gather(tf.reshape(spectrum, [-1]), indices)
     return tf.reduce_sum(values * tf.complex(weights, tf.zeros_like(weights)), axis=-1)
 

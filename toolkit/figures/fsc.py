@@ -67,3 +67,35 @@ def fsc_figure(
     finally:
         plt.close(fig)
     return path
+
+
+def map_views_figure(maps: dict[str, np.ndarray], path: str | os.PathLike) -> Path:
+    """Central slices and projections along z, y and x of cubic maps, a row per map, each scaled to its range.
+
+    Args:
+        maps: name -> map `[z, y, x]`.
+        path: PNG file to write.
+
+    Returns:
+        `path` as a `Path`.
+    """
+    from toolkit.figures.plots import image_grid
+
+    rows = []
+    for volume in maps.values():
+        centre = volume.shape[0] // 2
+        views = [volume[centre], volume[:, centre], volume[:, :, centre]]
+        views += [volume.sum(axis=axis) for axis in (0, 1, 2)]
+        scaled = []
+        for view in views:
+            low, span = view.min(), max(float(np.ptp(view)), 1e-12)
+            scaled.append(((view - low) / span)[::-1, :, None])  # row 0 holds the lowest coordinate
+        rows.append(scaled)
+    columns = ["slice z", "slice y", "slice x", "sum along z", "sum along y", "sum along x"]
+    return image_grid(
+        np.asarray(rows),
+        Path(path),
+        "central slices and projections",
+        row_labels=list(maps),
+        column_labels=columns,
+    )

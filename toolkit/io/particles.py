@@ -263,3 +263,38 @@ def write_particles(
             raise ValueError(f"extra column {label} clashes with a column write_particles writes; drop it")
         particles[label] = values
     return write_star(path, {"optics": optics, "particles": particles}, overwrite)
+
+
+def write_updated(
+    star: str | os.PathLike,
+    particles: Particles,
+    out: str | os.PathLike,
+    columns: Mapping[str, Sequence],
+    overwrite: bool = False,
+) -> Path:
+    """A copy of a particle STAR file with columns set or added, every other block and column kept.
+
+    The image names are rewritten relative to `out`'s folder, so the copy finds the same stacks.
+
+    Args:
+        star: the STAR file `particles` was read from.
+        particles: `read_particles(star)`.
+        out: the STAR file to write; its folder must exist.
+        columns: label (without "_") -> N values for the particle block, e.g. {"rlnAngleRot": ...}.
+        overwrite: replace an existing file. Default value: False.
+    """
+    from toolkit.io.star import read_star
+
+    blocks = read_star(star)
+    name = "particles" if "particles" in blocks else next(n for n, b in blocks.items() if "rlnImageName" in b)
+    folder = Path(out).resolve().parent
+    names = [
+        image_name(int(i), os.path.relpath(Path(s).resolve(), folder))
+        for s, i in zip(particles.stack_paths, particles.image_indices, strict=True)
+    ]
+    blocks[name] = {
+        **blocks[name],
+        "rlnImageName": np.asarray(names),
+        **{k: np.asarray(v) for k, v in columns.items()},
+    }
+    return write_star(out, blocks, overwrite)

@@ -8,7 +8,6 @@ STAR file with an `rlnRandomSubset` column, so refinement can keep the halves ap
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,8 +16,8 @@ import numpy as np
 from toolkit.errors import RunError
 from toolkit.geometry import relion_to_matrix
 from toolkit.io.mrc import MrcFormatError, write_map
-from toolkit.io.particles import image_name, read_particles
-from toolkit.io.star import StarFormatError, read_star, write_star
+from toolkit.io.particles import read_particles, write_updated
+from toolkit.io.star import StarFormatError, read_star
 from toolkit.reconstruction.backproject import Accumulator, Microscope
 from toolkit.runs.infer import read_from_stacks
 
@@ -130,7 +129,7 @@ def reconstruct_star(
     if half_maps:
         summary.update(write_halves(paths, halves, regularization, pixel_size, overwrite))
         if not given:
-            write_subsets(star, particles, paths["star"], subsets, overwrite)
+            write_updated(star, particles, paths["star"], {SUBSET: subsets}, overwrite)
             summary["star"] = str(paths["star"])
     halves[1].merge(halves[2])
     write_map(paths["map"], halves[1].volume(regularization), pixel_size, overwrite=overwrite)
@@ -156,16 +155,3 @@ def write_halves(
         "fsc": str(paths["fsc_csv"]),
         "resolution": {threshold: resolution(curve, threshold, pixel_size) for threshold in (0.143, 0.5)},
     }
-
-
-def write_subsets(star: Path, particles, out: Path, subsets: np.ndarray, overwrite: bool) -> None:
-    """A copy of the STAR file with `rlnRandomSubset` added, its image names relative to `out`'s folder."""
-    blocks = read_star(star)
-    name = "particles" if "particles" in blocks else next(n for n, b in blocks.items() if "rlnImageName" in b)
-    folder = Path(out).resolve().parent
-    names = [
-        image_name(int(i), os.path.relpath(Path(s).resolve(), folder))
-        for s, i in zip(particles.stack_paths, particles.image_indices, strict=True)
-    ]
-    blocks[name] = {**blocks[name], "rlnImageName": np.asarray(names), SUBSET: subsets}
-    write_star(out, blocks, overwrite=overwrite)

@@ -1,0 +1,133 @@
+"""`toolkit refine`: poses and shifts of a STAR file's particles by projection matching to a reference.
+
+The reference is a map (MRC, projected by the Fourier projector) or a recipe (its sample through
+the exact blob renderer, scaled as `toolkit simulate` scales its particles). The search starts
+from a run's amortized poses (`init`, its `orientation` signature) or from the whole SO(3) grid.
+The output keeps every block and column of the input and sets the angles, the origins, the
+match score and the spread of the candidates (see `toolkit.reconstruction.refine`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from toolkit.errors import RunError
+from toolkit.geometry import matrix_to_relion
+from toolkit.io.mrc import MrcFormatError, read_map
+from toolkit.io.particles import read_particles, write_updated
+from toolkit.io.star import StarFormatError
+from toolkit.reconstruction.refine import MapReference, RenderedReference, Schedule, refine
+from toolkit.runs.infer import error_summary, load_orientation_signature, predict, read_from_stacks
+from toolkit.runs.reconstruct import microscope_of
+
+SCORE = "toolkitMatchScore"  # the correlation the search maximizes; RELION has no label for it
+
+
+def load_reference(path: Path, size: int, pixel_size: float):
+    """The reference of `path`: an MRC map of the particles' box, or a recipe of shadow data."""
+    path = Path(path)
+    if path.suffix.lower() in (".yaml", ".yml"):
+        return recipe_reference(path, size)
+    try:
+        reference = read_map(path)
+    except MrcFormatError as error:
+        raise RunError(str(error)) from None
+    box = reference.volume.shape[0]
+    if box != size:
+        raise RunError(
+            f"{path}: a box of {box} voxels, the particles are {size} pixels; resample the map to their "
+            f"box and pixel size first, e.g. relion_image_handler --i {path.name} --new_box {size} "
+            f"--rescale_angpix {pixel_size:g}"
+        )
+    if reference.pixel_size > 0 and abs(reference.pixel_size / pixel_size - 1) > 1e-3:
+        raise RunError(
+            f"{path}: {reference.pixel_size:g} A/voxel, the particles are {pixel_size:g} A/pixel; resample "
+            f"the map, e.g. relion_image_handler --i {path.name} --rescale_angpix {pixel_size:g} "
+            f"--new_box {size}"
+        )
+    return MapReference(reference.volume)
+
+
+def recipe_reference(path: Path, size: int) -> RenderedReference:
+    """The recipe's sample through the exact renderer, divided by the intensity scale its data uses."""
+    from toolkit.data.render import render_shadows
+    from toolkit.recipes.loader import load_recipe
+    from toolkit.recipes.registry import source_for
+
+    recipe = load_recipe(path)
+    source = source_for(recipe)
+    if not hasattr(source, "shadow_data"):
+        raise RunError(f"{path}: data.type {recipe['data']['type']} has no 3D sample to project; give a map")
+    data = source.shadow_data()
+    if data.image_size != size:
+        raise RunError(
+            f"{path}: renders {data.image_size}-pixel shadows, the particles are {size} pixels; "
+            f"pass --set data.image_size={size} to the recipe or give particles of its size"
+        )
+
+    def render(poses):
+        return render_shadows(data.sample, poses, size, data.extent) / data.intensity_scale
+
+    return RenderedReference(render, size)
+
+
+def refine_star(
+    star: Path,
+    reference: Path,
+    out: Path,
+    init: Path | None = None,
+    invert_contrast: bool = False,
+    schedule: Schedule | None = None,
+    batch_size: int = 64,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Refine the particles of `star` against `reference` and write `out`; returns a summary."""
+    star, out = Path(star), Path(out)
+    if out.exists() and not overwrite:
+        raise RunError(f"{out}: already exists; pass --overwrite or choose another --out")
+    if batch_size < 1:
+        raise RunError(f"--batch-size: expected a positive integer, got {batch_size}")
+    try:
+        particles = read_particles(star)
+        images = read_from_stacks(star, particles.stack_paths, particles.image_indices)
+    except (MrcFormatError, StarFormatError) as error:
+        raise RunError(str(error)) from None
+    size = images.shape[-1]
+    pixel_size = float(particles.pixel_size[0])
+    if not pixel_size > 0 or not np.allclose(particles.pixel_size, pixel_size):
+        raise RunError(f"{star}: needs one positive pixel size (_rlnImagePixelSize) for all its particles")
+    matcher_reference = load_reference(reference, size, pixel_size)
+    images = -images if invert_contrast else images
+    initial = None
+    if init is not None:
+        _, function, spec = load_orientation_signature(init)
+        if tuple(spec.shape[-3:-1]) != (size, size):
+            raise RunError(f"{init}: its model reads {spec.shape[-3]}-pixel images, the particles are {size}")
+        initial = predict(function, spec, images, 256)
+    microscope = microscope_of(star, particles, pixel_size)
+    ctf = None if microscope is None else microscope.ctf(np.arange(len(images)), size).numpy()
+    result = refine(matcher_reference, images, ctf, initial, schedule or Schedule(), batch_size, progress)
+    angles = matrix_to_relion(result.rotations).numpy().astype(np.float64)
+    origins = result.shifts.astype(np.float64) * pixel_size
+    columns = {
+        "rlnAngleRot": angles[:, 0],
+        "rlnAngleTilt": angles[:, 1],
+        "rlnAnglePsi": angles[:, 2],
+        "rlnOriginXAngst": origins[:, 0],
+        "rlnOriginYAngst": origins[:, 1],
+        "rlnMaxValueProbDistribution": result.max_probability,
+        "rlnNrOfSignificantSamples": result.significant,
+        SCORE: result.scores,
+    }
+    try:
+        write_updated(star, particles, out, columns, overwrite)
+    except OSError as error:
+        raise RunError(f"{out}: cannot write ({error.strerror or error})") from None
+    summary = {"particles": len(images), "star": str(out), "initial": init is not None}
+    if particles.angles is not None:
+        summary.update(error_summary(particles.angles, result.rotations))
+    return summary
