@@ -147,7 +147,7 @@ def test_reconstruct_turns_simulated_particles_into_the_true_map(tmp_path, tiny_
     assert all(correlation(volume, truth) > 0.9 for volume in maps.values())  # positive: RELION's sign
     split = starfile.read(tmp_path / "map_particles.star")["particles"]["rlnRandomSubset"]
     assert sorted(np.bincount(split)[1:].tolist()) == [150, 150]
-    assert (tmp_path / "map_fsc.csv").read_text().startswith("shell,")
+    assert (tmp_path / "map_halves_fsc.csv").read_text().startswith("shell,")
 
     inverted = tmp_path / "inverted.mrc"
     result = invoke("reconstruct", tmp_path / "particles.star", "--out", inverted, "--invert-contrast")
@@ -239,6 +239,7 @@ def test_infer_writes_the_models_poses_and_scores_them(tmp_path, tiny_f_orientat
     np.testing.assert_allclose(written_poses, model_poses, atol=1e-4)
 
     truth = starfile.read(particles / "particles.star")["particles"]
+    assert list(truth.columns) == list(predicted.columns)  # every column of the input is kept
     true_poses = Rotation.from_euler(
         "ZYZ", truth[["rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi"]].to_numpy(), degrees=True
     ).inv()  # the inverse of scipy's rotation is RELION's pose matrix

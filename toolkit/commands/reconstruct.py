@@ -14,7 +14,7 @@ import click
     "--half-maps",
     is_flag=True,
     help="Also reconstruct two random halves (or the STAR file's rlnRandomSubset), write OUT_half1/2.mrc, "
-    "their FSC (OUT_fsc.csv, OUT_fsc.png) and the split (OUT_particles.star).",
+    "their FSC (OUT_halves_fsc.csv, .png) and the split (OUT_particles.star).",
 )
 @click.option(
     "--regularization",

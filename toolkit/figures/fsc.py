@@ -91,7 +91,7 @@ def map_views_figure(maps: dict[str, np.ndarray], path: str | os.PathLike) -> Pa
             low, span = view.min(), max(float(np.ptp(view)), 1e-12)
             scaled.append(((view - low) / span)[::-1, :, None])  # row 0 holds the lowest coordinate
         rows.append(scaled)
-    columns = ["slice z", "slice y", "slice x", "sum along z", "sum along y", "sum along x"]
+    columns = ["slice z", "slice y", "slice x", "proj. z", "proj. y", "proj. x"]
     return image_grid(
         np.asarray(rows),
         Path(path),

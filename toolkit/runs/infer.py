@@ -17,7 +17,7 @@ import tensorflow as tf
 from toolkit.errors import RunError
 from toolkit.geometry import error_statistics, matrix_to_relion, orientation_errors, relion_to_matrix
 from toolkit.io.mrc import MrcFormatError, read_stack
-from toolkit.io.particles import image_name, read_particles, write_particles
+from toolkit.io.particles import image_name, read_particles, write_particles, write_updated
 from toolkit.io.star import StarFormatError
 from toolkit.runs.directory import RunDirectory
 
@@ -42,25 +42,26 @@ def load_orientation_signature(path: Path):
 
 
 def read_particle_images(path: Path, out: Path) -> dict:
-    """Images `[N, S, S]`, image names relative to `out`'s folder, pixel sizes, true angles, CTF."""
+    """Images `[N, S, S]`, image names relative to `out`'s folder, pixel sizes, true angles and the
+    STAR file's `Particles` (None for a bare stack)."""
     path = Path(path)
     try:
         if path.suffix.lower() == ".star":
             particles = read_particles(path)
             stacks, indices = particles.stack_paths, particles.image_indices
             images = read_from_stacks(path, stacks, indices)
-            pixel_size, angles, ctf = particles.pixel_size, particles.angles, particles.ctf
+            pixel_size, angles, star = particles.pixel_size, particles.angles, particles
         else:
             stack = read_stack(path)
             images, stacks, indices = stack.images, [path] * len(stack.images), np.arange(len(stack.images))
-            pixel_size, angles, ctf = np.full(len(images), stack.pixel_size), None, None
+            pixel_size, angles, star = np.full(len(images), stack.pixel_size), None, None
     except (MrcFormatError, StarFormatError) as error:
         raise RunError(str(error)) from None
     names = [
         image_name(int(i), os.path.relpath(Path(s).resolve(), Path(out).resolve().parent))
         for s, i in zip(stacks, indices, strict=True)
     ]
-    return {"images": images, "names": names, "pixel_size": pixel_size, "angles": angles, "ctf": ctf}
+    return {"images": images, "names": names, "pixel_size": pixel_size, "angles": angles, "star": star}
 
 
 def read_from_stacks(star: Path, stacks: list, indices: np.ndarray) -> np.ndarray:
@@ -129,15 +130,11 @@ def infer(
         pixel_size = 1.0
     angles = matrix_to_relion(rotations).numpy().astype(np.float64)
     try:
-        write_particles(
-            out,
-            particles["names"],
-            pixel_size,
-            size,
-            angles=angles,
-            ctf=particles["ctf"],
-            overwrite=overwrite,
-        )
+        if particles["star"] is not None:  # keep every column and optics group of the input
+            columns = dict(zip(("rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi"), angles.T, strict=True))
+            write_updated(input_path, particles["star"], out, columns, overwrite)
+        else:
+            write_particles(out, particles["names"], pixel_size, size, angles=angles, overwrite=overwrite)
     except OSError as error:
         raise RunError(f"{out}: cannot write ({error.strerror or error})") from None
     summary = {"particles": len(rotations), "star": str(out)}

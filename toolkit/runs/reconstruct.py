@@ -33,8 +33,8 @@ def output_paths(out: Path, half_maps: bool) -> dict[str, Path]:
         paths.update(
             half1=Path(f"{stem}_half1.mrc"),
             half2=Path(f"{stem}_half2.mrc"),
-            fsc_csv=Path(f"{stem}_fsc.csv"),
-            fsc_png=Path(f"{stem}_fsc.png"),
+            fsc_csv=Path(f"{stem}_halves_fsc.csv"),
+            fsc_png=Path(f"{stem}_halves_fsc.png"),
             star=Path(f"{stem}_particles.star"),
         )
     return paths
