@@ -39,3 +39,23 @@ class Progress:
             log.debug(message)
         else:
             log.info(message)
+
+
+@contextlib.contextmanager
+def particle_bar(label: str):
+    """A click progress bar on stderr, created on the first call of the `advance(done, total)` it yields."""
+    import click
+
+    bars = []
+
+    def advance(done: int, total: int) -> None:
+        if not bars:
+            bars.append(click.progressbar(length=total, label=label, file=click.get_text_stream("stderr")))
+            bars[0].__enter__()
+        bars[0].update(done)
+
+    try:
+        yield advance
+    finally:
+        if bars:
+            bars[0].__exit__(None, None, None)

@@ -36,26 +36,13 @@ def reconstruct(
     Applies each particle's shift (rlnOriginXAngst/YAngst) and, when the STAR file has CTF columns,
     corrects the CTF (Wiener-style, see --regularization). Symmetry is C1 (no --sym yet).
     """
+    from toolkit.progress import particle_bar
     from toolkit.runs.reconstruct import reconstruct_star
 
-    bar = None
-
-    def advance(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = click.progressbar(
-                length=total, label="reconstructing", file=click.get_text_stream("stderr")
-            )
-            bar.__enter__()
-        bar.update(done)
-
-    try:
+    with particle_bar("reconstructing") as advance:
         summary = reconstruct_star(
             particles, out, half_maps, regularization, invert_contrast, batch_size, seed, overwrite, advance
         )
-    finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
     line = f"{summary['map']}: map of {summary['particles']} particles at {summary['pixel_size']:g} A/pixel"
     line += ", CTF-corrected" if summary["ctf"] else ""
     click.echo(line)

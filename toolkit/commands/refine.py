@@ -42,26 +42,15 @@ def refine(
     gradient ascent. Writes the poses, origins, rlnMaxValueProbDistribution and
     rlnNrOfSignificantSamples, keeping every other column. Symmetry is C1 (no --sym yet).
     """
+    from toolkit.progress import particle_bar
     from toolkit.reconstruction.refine import Schedule
     from toolkit.runs.refine import refine_star
 
-    bar = None
-
-    def advance(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = click.progressbar(length=total, label="refining", file=click.get_text_stream("stderr"))
-            bar.__enter__()
-        bar.update(done)
-
     schedule = Schedule(last_level=last_level, max_shift=max_shift)
-    try:
+    with particle_bar("refining") as advance:
         summary = refine_star(
             particles, reference, out, init, invert_contrast, schedule, batch_size, overwrite, advance
         )
-    finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
     line = f"{summary['star']}: refined poses of {summary['particles']} particles"
     if "median_error_deg" in summary:
         line += (
