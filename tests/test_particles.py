@@ -155,6 +155,41 @@ def test_reconstruct_turns_simulated_particles_into_the_true_map(tmp_path, tiny_
     assert correlation(mrcfile.read(inverted), truth) < -0.9
 
 
+def test_two_shard_processes_merge_to_the_one_process_maps(tmp_path, tiny_f_orientation):
+    import subprocess
+    import sys
+
+    simulate(tiny_f_orientation, 40, tmp_path, CTF + ["data.shift=1.0"])
+    star = tmp_path / "particles.star"
+    whole = invoke("reconstruct", star, "--out", tmp_path / "whole.mrc", "--half-maps")
+    assert whole.exit_code == 0, whole.output
+    command = [sys.executable, "-m", "toolkit", "reconstruct", str(star), "--half-maps"]
+    workers = [
+        subprocess.Popen(command + ["--shard", f"{i}/2", "--out", str(tmp_path / f"part{i}.npz")])
+        for i in (1, 2)
+    ]
+    assert [worker.wait(timeout=300) for worker in workers] == [0, 0]
+    parts = [tmp_path / "part1.npz", tmp_path / "part2.npz"]
+    merged = invoke("reconstruct", "--merge", *parts, "--out", tmp_path / "merged.mrc", "--half-maps")
+    assert merged.exit_code == 0, merged.output
+    for name in ("", "_half1", "_half2"):
+        one, two = (mrcfile.read(tmp_path / f"{stem}{name}.mrc") for stem in ("whole", "merged"))
+        np.testing.assert_allclose(two, one, atol=1e-5 * np.abs(one).max())
+
+
+def test_a_shard_of_infer_holds_every_nth_particle(tmp_path, tiny_f_orientation, orientation_run):
+    simulate(tiny_f_orientation, 7, tmp_path)
+    out = tmp_path / "shard.star"
+    result = invoke("infer", orientation_run, tmp_path / "particles.star", "--out", out, "--shard", "2/3")
+    assert result.exit_code == 0, result.output
+    names = starfile.read(out)["particles"]["rlnImageName"].tolist()
+    assert names == [f"{i:06d}@particles.mrcs" for i in (2, 5)]
+    bad = invoke(
+        "infer", orientation_run, tmp_path / "particles.star", "--out", tmp_path / "b.star", "--shard", "4/3"
+    )
+    assert bad.exit_code == 2 and "--shard" in bad.output and not (tmp_path / "b.star").exists()
+
+
 def test_reconstruct_refuses_a_star_file_without_poses(tmp_path):
     from toolkit.io.mrc import write_stack
     from toolkit.io.particles import write_particles

@@ -47,7 +47,10 @@ def simulate(recipe, count, overrides, out, overwrite) -> None:
     is_flag=True,
     help="Negate the images first (dark particles; toolkit simulate's are white).",
 )
-def infer(model, particles, out, batch_size, overwrite, invert_contrast) -> None:
+@click.option(
+    "--shard", metavar="I/N", help="Take every N-th particle from the I-th on (N processes share the work)."
+)
+def infer(model, particles, out, batch_size, overwrite, invert_contrast, shard) -> None:
     """Orientations of PARTICLES (a STAR file or an MRC/MRCS stack) by MODEL (a run or a SavedModel).
 
     Writes RELION angles (_rlnAngleRot, _rlnAngleTilt, _rlnAnglePsi); when the input STAR
@@ -55,7 +58,7 @@ def infer(model, particles, out, batch_size, overwrite, invert_contrast) -> None
     """
     from toolkit.runs.infer import infer as infer_poses
 
-    summary = infer_poses(model, particles, out, batch_size, overwrite, invert_contrast)
+    summary = infer_poses(model, particles, out, batch_size, overwrite, invert_contrast, shard)
     line = f"{summary['star']}: poses of {summary['particles']} particles"
     if "median_error_deg" in summary:
         line += (

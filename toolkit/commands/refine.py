@@ -32,8 +32,11 @@ import click
 @click.option("--invert-contrast", is_flag=True, help="Negate the images first (for dark-particle data).")
 @click.option("--batch-size", type=int, default=64, show_default=True, help="Particles searched at once.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing STAR file.")
+@click.option(
+    "--shard", metavar="I/N", help="Take every N-th particle from the I-th on (N processes share the work)."
+)
 def refine(
-    particles, reference, init, out, last_level, max_shift, invert_contrast, batch_size, overwrite
+    particles, reference, init, out, last_level, max_shift, invert_contrast, batch_size, shard, overwrite
 ) -> None:
     """Refine the poses and shifts of PARTICLES (a RELION STAR file) against a known reference.
 
@@ -49,7 +52,7 @@ def refine(
     schedule = Schedule(last_level=last_level, max_shift=max_shift)
     with particle_bar("refining") as advance:
         summary = refine_star(
-            particles, reference, out, init, invert_contrast, schedule, batch_size, overwrite, advance
+            particles, reference, out, init, invert_contrast, schedule, batch_size, overwrite, advance, shard
         )
     line = f"{summary['star']}: refined poses of {summary['particles']} particles"
     if "median_error_deg" in summary:

@@ -51,6 +51,26 @@ class Particles:
     pixel_size: np.ndarray
     ctf: dict[str, np.ndarray] | None
     origins: np.ndarray | None
+    #: The rows of the STAR file these particles are (all of them unless `take` chose some).
+    rows: np.ndarray | None = None
+
+    def take(self, rows: np.ndarray) -> Particles:
+        """The particles at `rows` (0-based indices of this table), e.g. one shard of many."""
+        rows = np.asarray(rows, np.int64)
+
+        def pick(value):
+            return None if value is None else value[rows]
+
+        return Particles(
+            [self.image_names[i] for i in rows],
+            self.image_indices[rows],
+            [self.stack_paths[i] for i in rows],
+            pick(self.angles),
+            self.pixel_size[rows],
+            None if self.ctf is None else {key: values[rows] for key, values in self.ctf.items()},
+            pick(self.origins),
+            (np.arange(len(self.image_names)) if self.rows is None else self.rows)[rows],
+        )
 
 
 def _optics_rows(path: Path, particles: dict, optics: dict, lines: list[int], count: int) -> np.ndarray:
@@ -274,7 +294,8 @@ def write_updated(
 ) -> Path:
     """A copy of a particle STAR file with columns set or added, every other block and column kept.
 
-    The image names are rewritten relative to `out`'s folder, so the copy finds the same stacks.
+    The image names are rewritten relative to `out`'s folder, so the copy finds the same stacks;
+    particles chosen by `Particles.take` keep only their rows.
 
     Args:
         star: the STAR file `particles` was read from.
@@ -292,8 +313,9 @@ def write_updated(
         image_name(int(i), os.path.relpath(Path(s).resolve(), folder))
         for s, i in zip(particles.stack_paths, particles.image_indices, strict=True)
     ]
+    rows = slice(None) if particles.rows is None else particles.rows  # a shard keeps only its rows
     blocks[name] = {
-        **blocks[name],
+        **{label: np.asarray(values)[rows] for label, values in blocks[name].items()},
         "rlnImageName": np.asarray(names),
         **{k: np.asarray(v) for k, v in columns.items()},
     }

@@ -113,8 +113,24 @@ class Accumulator:
 
     def merge(self, other: Accumulator) -> None:
         """Add another accumulator's sums (e.g. of another shard of the particles)."""
+        if other.size != self.size:
+            raise ValueError(
+                f"cannot merge the sums of a {other.size}-pixel box into a {self.size}-pixel box"
+            )
         self.data += other.data
         self.weight += other.weight
+
+    def arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
+        """The sums as numpy arrays (for `np.savez`), their names prefixed."""
+        return {f"{prefix}data": self.data.numpy(), f"{prefix}weight": self.weight.numpy()}
+
+    @classmethod
+    def from_arrays(cls, arrays, prefix: str = "") -> Accumulator:
+        """An accumulator holding the sums of `arrays(prefix)`."""
+        data = np.asarray(arrays[f"{prefix}data"])
+        total = cls(data.shape[0] // PAD)
+        total.data, total.weight = tf.constant(data), tf.constant(np.asarray(arrays[f"{prefix}weight"]))
+        return total
 
     def volume(self, regularization: float) -> np.ndarray:
         """The map [D, D, D] (z y x, voxel D // 2 at the origin) of the sums so far, float32."""

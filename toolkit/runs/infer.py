@@ -20,6 +20,7 @@ from toolkit.io.mrc import MrcFormatError, read_stack
 from toolkit.io.particles import image_name, read_particles, write_particles, write_updated
 from toolkit.io.star import StarFormatError
 from toolkit.runs.directory import RunDirectory
+from toolkit.runs.shards import shard_rows
 
 log = logging.getLogger("toolkit")
 
@@ -104,10 +105,12 @@ def infer(
     batch_size: int = 256,
     overwrite: bool = False,
     invert_contrast: bool = False,
+    shard: str | None = None,
 ) -> dict:
     """Predict the pose of every particle of `input_path` (STAR or MRC/MRCS) and write `out` (STAR).
 
-    `invert_contrast` negates the images first, for data whose particles are dark.
+    `invert_contrast` negates the images first, for data whose particles are dark; `shard` ("I/N")
+    takes every N-th particle from the I-th on.
     """
     out = Path(out)
     if out.exists() and not overwrite:
@@ -116,6 +119,14 @@ def infer(
         raise RunError(f"--batch-size: expected a positive integer, got {batch_size}")
     _, function, spec = load_orientation_signature(model_path)
     particles = read_particle_images(input_path, out)
+    rows = shard_rows(shard, len(particles["images"]))
+    particles = {
+        "images": particles["images"][rows],
+        "names": [particles["names"][i] for i in rows],
+        "pixel_size": particles["pixel_size"][rows],
+        "angles": None if particles["angles"] is None else particles["angles"][rows],
+        "star": None if particles["star"] is None else particles["star"].take(rows),
+    }
     size = int(spec.shape[-2])
     if particles["images"].shape[1:] != (size, size):
         raise RunError(

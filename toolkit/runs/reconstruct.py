@@ -4,6 +4,10 @@ With `half_maps`, the particles are split into two random halves (or as the STAR
 `rlnRandomSubset` says), each half is reconstructed on its own, and their FSC is written with
 the resolution at 0.143, the gold-standard criterion. The split is recorded in a copy of the
 STAR file with an `rlnRandomSubset` column, so refinement can keep the halves apart.
+
+With `shard` ("I/N"), one process inserts every N-th particle and writes its Fourier sums
+(`.npz`); `merge_parts` adds the sums of all shards and writes the maps, the same maps one
+process makes (the split into halves is drawn over all particles, so every shard agrees on it).
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ import numpy as np
 
 from toolkit.errors import RunError
 from toolkit.geometry import relion_to_matrix
+from toolkit.io.atomic import replace_atomically
 from toolkit.io.mrc import MrcFormatError, write_map
 from toolkit.io.particles import read_particles, write_updated
 from toolkit.io.star import StarFormatError, read_star
 from toolkit.reconstruction.backproject import Accumulator, Microscope
 from toolkit.runs.infer import read_from_stacks
+from toolkit.runs.shards import shard_rows
 
 SUBSET = "rlnRandomSubset"
 
@@ -76,10 +82,15 @@ def reconstruct_star(
     seed: int = 0,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    shard: str | None = None,
 ) -> dict:
-    """Reconstruct the particles of `star` into `out` (MRC); returns a summary of what was written."""
+    """Reconstruct the particles of `star` into `out` (MRC, or the sums of one shard as .npz)."""
     star, out = Path(star), Path(out)
-    paths = output_paths(out, half_maps)
+    if shard is not None and out.suffix != ".npz":
+        raise RunError(
+            f"--out {out}: a shard writes its Fourier sums; give PART.npz, then merge with --merge"
+        )
+    paths = {"parts": out} if shard is not None else output_paths(out, half_maps)
     existing = [str(p) for p in paths.values() if p.exists()]
     if existing and not overwrite:
         raise RunError(f"{existing[0]}: already exists; pass --overwrite or choose another --out")
@@ -98,6 +109,9 @@ def reconstruct_star(
         subsets, given = random_subsets(star, len(images), seed) if half_maps else (None, False)
     except (MrcFormatError, StarFormatError) as error:
         raise RunError(str(error)) from None
+    rows = shard_rows(shard, len(images))
+    particles, images = particles.take(rows), images[rows]
+    subsets = None if subsets is None else subsets[rows]
     pixel_size = float(particles.pixel_size[0])
     if not pixel_size > 0 or not np.allclose(particles.pixel_size, pixel_size):
         raise RunError(f"{star}: needs one positive pixel size (_rlnImagePixelSize) for all its particles")
@@ -126,6 +140,9 @@ def reconstruct_star(
         if progress is not None:
             progress(len(rows), len(images))
     summary = {"particles": len(images), "pixel_size": pixel_size, "ctf": microscope is not None}
+    if shard is not None:
+        write_parts(out, halves, pixel_size, half_maps, len(images), overwrite)
+        return {**summary, "parts": str(out)}
     if half_maps:
         summary.update(write_halves(paths, halves, regularization, pixel_size, overwrite))
         if not given:
@@ -155,3 +172,57 @@ def write_halves(
         "fsc": str(paths["fsc_csv"]),
         "resolution": {threshold: resolution(curve, threshold, pixel_size) for threshold in (0.143, 0.5)},
     }
+
+
+def write_parts(
+    out: Path, halves: dict, pixel_size: float, half_maps: bool, count: int, overwrite: bool
+) -> None:
+    """One shard's Fourier sums of both halves, with what merging them needs."""
+    arrays = {**halves[1].arrays("half1_"), **halves[2].arrays("half2_")}
+    meta = {"pixel_size": pixel_size, "half_maps": half_maps, "particles": count}
+
+    def write(temporary: Path) -> None:
+        with open(temporary, "wb") as handle:
+            np.savez(handle, **arrays, **{key: np.asarray(value) for key, value in meta.items()})
+
+    replace_atomically(out, write, overwrite)
+
+
+def merge_parts(
+    parts: list[Path], out: Path, half_maps: bool, regularization: float, overwrite: bool
+) -> dict:
+    """Add the Fourier sums of shards and write the map (and the half maps and their FSC)."""
+    paths = output_paths(out, half_maps)
+    paths.pop("star", None)  # the split was recorded by no shard; rerun one process to get it
+    existing = [str(p) for p in paths.values() if p.exists()]
+    if existing and not overwrite:
+        raise RunError(f"{existing[0]}: already exists; pass --overwrite or choose another --out")
+    if not parts:
+        raise RunError("--merge: give the .npz sums of every shard")
+    halves, pixel_sizes, count = {}, set(), 0
+    for part in parts:
+        try:
+            with np.load(part) as arrays:
+                if half_maps and not bool(arrays["half_maps"]):
+                    raise RunError(f"{part}: made without --half-maps; rerun its shard with --half-maps")
+                for half in (1, 2):
+                    summed = Accumulator.from_arrays(arrays, f"half{half}_")
+                    halves.setdefault(half, Accumulator(summed.size)).merge(summed)
+                pixel_sizes.add(float(arrays["pixel_size"]))
+                count += int(arrays["particles"])
+        except (OSError, KeyError, ValueError) as error:
+            raise RunError(
+                f"{part}: not the sums of a reconstruct shard ({error}); rerun it with --shard"
+            ) from None
+    if len(pixel_sizes) > 1:
+        raise RunError(
+            f"--merge: the shards have different pixel sizes {sorted(pixel_sizes)}; "
+            "merge the shards of one STAR file"
+        )
+    pixel_size = pixel_sizes.pop()
+    summary = {"particles": count, "pixel_size": pixel_size, "ctf": None}
+    if half_maps:
+        summary.update(write_halves(paths, halves, regularization, pixel_size, overwrite))
+    halves[1].merge(halves[2])
+    write_map(paths["map"], halves[1].volume(regularization), pixel_size, overwrite=overwrite)
+    return {**summary, "map": str(paths["map"])}

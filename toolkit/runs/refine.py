@@ -22,6 +22,7 @@ from toolkit.io.star import StarFormatError
 from toolkit.reconstruction.refine import MapReference, RenderedReference, Schedule, refine
 from toolkit.runs.infer import error_summary, load_orientation_signature, predict, read_from_stacks
 from toolkit.runs.reconstruct import microscope_of
+from toolkit.runs.shards import shard_rows
 
 SCORE = "toolkitMatchScore"  # the correlation the search maximizes; RELION has no label for it
 
@@ -84,8 +85,9 @@ def refine_star(
     batch_size: int = 64,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    shard: str | None = None,
 ) -> dict:
-    """Refine the particles of `star` against `reference` and write `out`; returns a summary."""
+    """Refine the particles of `star` (or of its shard "I/N") against `reference` and write `out`."""
     star, out = Path(star), Path(out)
     if out.exists() and not overwrite:
         raise RunError(f"{out}: already exists; pass --overwrite or choose another --out")
@@ -96,6 +98,8 @@ def refine_star(
         images = read_from_stacks(star, particles.stack_paths, particles.image_indices)
     except (MrcFormatError, StarFormatError) as error:
         raise RunError(str(error)) from None
+    rows = shard_rows(shard, len(images))
+    particles, images = particles.take(rows), images[rows]
     size = images.shape[-1]
     pixel_size = float(particles.pixel_size[0])
     if not pixel_size > 0 or not np.allclose(particles.pixel_size, pixel_size):
