@@ -24,9 +24,9 @@ from scipy.spatial.transform import Rotation
 
 def _healpy():
     try:
-        import healpy
-    except ImportError:  # pragma: no cover - healpy is a core dependency
-        raise ImportError("the SO(3) grid needs healpy: pip install healpy") from None
+        import healpy  # here, not at the top: commands that need no grid start faster
+    except ImportError:
+        raise ImportError("the SO(3) grid needs healpy, a dependency of toolkit: pip install -e .") from None
     return healpy
 
 
