@@ -233,6 +233,32 @@ def test_refine_recovers_poses_and_keeps_every_column(tmp_path, tiny_f_orientati
     np.testing.assert_allclose(refined[origins].to_numpy(), given[origins].to_numpy(), atol=0.5 * 3.0)
 
 
+def test_an_interrupted_refine_resumes_where_it_stopped(tmp_path, tiny_f_orientation, monkeypatch):
+    import toolkit.runs.refine as workflow
+
+    simulate(tiny_f_orientation, 6, tmp_path)
+    monkeypatch.setattr(workflow, "CHUNK", 2)
+    calls, real = [], workflow.refine
+
+    def stops_after_one_chunk(*args, **kwargs):
+        calls.append(len(args[1]))
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the session stops in the middle
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(workflow, "refine", stops_after_one_chunk)
+    out = tmp_path / "refined.star"
+    command = ["refine", tmp_path / "particles.star", "--reference", tmp_path / "truth.mrc", "--out", out]
+    invoke(*command, "--last-level", 2)
+    assert not out.exists() and workflow.partial_path(out).exists()
+    calls.clear()
+    monkeypatch.setattr(workflow, "refine", lambda *a, **k: calls.append(len(a[1])) or real(*a, **k))
+    result = invoke(*command, "--last-level", 2)
+    assert result.exit_code == 0, result.output
+    assert calls == [2, 2]  # the first two particles were not refined again
+    assert len(starfile.read(out)["particles"]) == 6 and not workflow.partial_path(out).exists()
+
+
 def test_refine_refuses_a_reference_of_another_box(tmp_path, tiny_f_orientation):
     from toolkit.io.mrc import write_map
 

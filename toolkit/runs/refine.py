@@ -4,7 +4,8 @@ The reference is a map (MRC, projected by the Fourier projector) or a recipe (it
 the exact blob renderer, scaled as `toolkit simulate` scales its particles). The search starts
 from a run's amortized poses (`init`, its `orientation` signature) or from the whole SO(3) grid.
 The output keeps every block and column of the input and sets the angles, the origins, the
-match score and the spread of the candidates (see `toolkit.reconstruction.refine`).
+match score and the spread of the candidates (see `toolkit.reconstruction.refine`). The results
+so far are saved every `CHUNK` particles, so the same command, run again after a stop, resumes.
 """
 
 from __future__ import annotations
@@ -16,15 +17,40 @@ import numpy as np
 
 from toolkit.errors import RunError
 from toolkit.geometry import matrix_to_relion
+from toolkit.io.atomic import replace_atomically
 from toolkit.io.mrc import MrcFormatError, read_map
 from toolkit.io.particles import read_particles, write_updated
 from toolkit.io.star import StarFormatError
-from toolkit.reconstruction.refine import MapReference, RenderedReference, Schedule, refine
+from toolkit.reconstruction.refine import MapReference, RenderedReference, Result, Schedule, refine
 from toolkit.runs.infer import error_summary, load_orientation_signature, predict, read_from_stacks
 from toolkit.runs.reconstruct import microscope_of
 from toolkit.runs.shards import shard_rows
 
 SCORE = "toolkitMatchScore"  # the correlation the search maximizes; RELION has no label for it
+CHUNK = 256  # particles refined between two saves of the partial result
+
+
+def partial_path(out: Path) -> Path:
+    """Where the results so far are kept, beside `out`, until `out` is written."""
+    return out.with_name(f".{out.name}.partial.npz")
+
+
+def load_partial(path: Path, key: dict) -> dict:
+    """The results an interrupted run of the same command saved, or {} when there are none."""
+    if not path.exists():
+        return {}
+    with np.load(path) as saved:
+        if {name: str(saved[name]) for name in key} != {name: str(value) for name, value in key.items()}:
+            raise RunError(f"{path}: partial results of another refinement; delete it or pass --overwrite")
+        return {name: saved[name] for name in Result.__dataclass_fields__}
+
+
+def save_partial(path: Path, key: dict, found: dict) -> None:
+    def write(temporary: Path) -> None:
+        with open(temporary, "wb") as handle:
+            np.savez(handle, **found, **{name: np.asarray(value) for name, value in key.items()})
+
+    replace_atomically(path, write)
 
 
 def load_reference(path: Path, size: int, pixel_size: float):
@@ -113,8 +139,30 @@ def refine_star(
             raise RunError(f"{init}: its model reads {spec.shape[-3]}-pixel images, the particles are {size}")
         initial = predict(function, spec, images, 256)
     microscope = microscope_of(star, particles, pixel_size)
-    ctf = None if microscope is None else microscope.ctf(np.arange(len(images)), size).numpy()
-    result = refine(matcher_reference, images, ctf, initial, schedule or Schedule(), batch_size, progress)
+    partial = partial_path(out)
+    key = {"star": str(star.resolve()), "particles": len(images), "shard": str(shard)}
+    found = {} if overwrite else load_partial(partial, key)
+    done = len(found.get("scores", ()))
+    if progress is not None and done:
+        progress(done, len(images))
+    for start in range(done, len(images), CHUNK):
+        rows = np.arange(start, min(start + CHUNK, len(images)))
+        ctf = None if microscope is None else microscope.ctf(rows, size).numpy()
+        chunk = refine(
+            matcher_reference,
+            images[rows],
+            ctf,
+            None if initial is None else initial[rows],
+            schedule or Schedule(),
+            batch_size,
+            None if progress is None else (lambda count, _: progress(count, len(images))),
+        )
+        found = {
+            name: np.concatenate([found[name], value]) if found else value
+            for name, value in vars(chunk).items()
+        }
+        save_partial(partial, key, found)
+    result = Result(**found)
     angles = matrix_to_relion(result.rotations).numpy().astype(np.float64)
     origins = result.shifts.astype(np.float64) * pixel_size
     columns = {
@@ -131,6 +179,7 @@ def refine_star(
         write_updated(star, particles, out, columns, overwrite)
     except OSError as error:
         raise RunError(f"{out}: cannot write ({error.strerror or error})") from None
+    partial.unlink(missing_ok=True)
     summary = {"particles": len(images), "star": str(out), "initial": init is not None}
     if particles.angles is not None:
         summary.update(error_summary(particles.angles, result.rotations))
