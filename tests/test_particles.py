@@ -259,6 +259,25 @@ def test_an_interrupted_refine_resumes_where_it_stopped(tmp_path, tiny_f_orienta
     assert len(starfile.read(out)["particles"]) == 6 and not workflow.partial_path(out).exists()
 
 
+def test_each_half_is_refined_against_its_own_half_map(tmp_path, tiny_f_orientation):
+    from toolkit.io.mrc import write_map
+
+    simulate(tiny_f_orientation, 8, tmp_path)
+    split = tmp_path / "split.star"
+    table = starfile.read(tmp_path / "particles.star")
+    table["particles"]["rlnRandomSubset"] = [1, 2] * 4
+    starfile.write(table, split)
+    write_map(tmp_path / "empty.mrc", np.zeros((16, 16, 16), np.float32), 2.0)
+    out = tmp_path / "refined.star"
+    references = ["--reference", tmp_path / "truth.mrc", "--reference", tmp_path / "empty.mrc"]
+    result = invoke("refine", split, *references, "--out", out, "--last-level", 2)
+    assert result.exit_code == 0, result.output
+    scores = starfile.read(out)["particles"]["toolkitMatchScore"].to_numpy()
+    assert np.all(scores[0::2] > 0.9) and np.all(scores[1::2] == 0)  # half 2 saw only the empty map
+    unsplit = invoke("refine", tmp_path / "particles.star", *references, "--out", tmp_path / "u.star")
+    assert unsplit.exit_code == 2 and "_rlnRandomSubset" in unsplit.output
+
+
 def test_refine_refuses_a_reference_of_another_box(tmp_path, tiny_f_orientation):
     from toolkit.io.mrc import write_map
 

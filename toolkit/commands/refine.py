@@ -13,7 +13,10 @@ import click
     "--reference",
     type=click.Path(path_type=Path),
     required=True,
-    help="A map (.mrc, the particles' box and pixel size) or a recipe (.yaml) whose sample to project.",
+    multiple=True,
+    help="A map (.mrc, the particles' box and pixel size) or a recipe (.yaml) whose sample to project; "
+    "given twice, the half maps of the STAR file's rlnRandomSubset halves, each half refined against its "
+    "own.",
 )
 @click.option(
     "--init", type=click.Path(path_type=Path), help="A run (or SavedModel) whose poses to start from."

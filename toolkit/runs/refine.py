@@ -20,7 +20,7 @@ from toolkit.geometry import matrix_to_relion
 from toolkit.io.atomic import replace_atomically
 from toolkit.io.mrc import MrcFormatError, read_map
 from toolkit.io.particles import read_particles, write_updated
-from toolkit.io.star import StarFormatError
+from toolkit.io.star import StarFormatError, read_star
 from toolkit.reconstruction.refine import MapReference, RenderedReference, Result, Schedule, refine
 from toolkit.runs.infer import error_summary, load_orientation_signature, predict, read_from_stacks
 from toolkit.runs.reconstruct import microscope_of
@@ -101,9 +101,24 @@ def recipe_reference(path: Path, size: int) -> RenderedReference:
     return RenderedReference(render, size)
 
 
+def half_of_each(star: Path) -> np.ndarray:
+    """The `rlnRandomSubset` (1 or 2) of each particle, which refining against two half maps needs."""
+    blocks = read_star(star)
+    block = blocks.get("particles") or next(b for b in blocks.values() if "rlnImageName" in b)
+    if "rlnRandomSubset" not in block:
+        raise RunError(
+            f"{star}: has no _rlnRandomSubset to pair its particles with two half maps; use the "
+            "OUT_particles.star that toolkit reconstruct --half-maps writes"
+        )
+    halves = np.asarray(block["rlnRandomSubset"]).astype(np.int64)
+    if not set(np.unique(halves).tolist()) <= {1, 2}:
+        raise RunError(f"{star}: _rlnRandomSubset must be 1 or 2 for every particle")
+    return halves
+
+
 def refine_star(
     star: Path,
-    reference: Path,
+    reference: Path | list[Path],
     out: Path,
     init: Path | None = None,
     invert_contrast: bool = False,
@@ -113,7 +128,11 @@ def refine_star(
     progress: Callable[[int, int], None] | None = None,
     shard: str | None = None,
 ) -> dict:
-    """Refine the particles of `star` (or of its shard "I/N") against `reference` and write `out`."""
+    """Refine the particles of `star` (or of its shard "I/N") against `reference` and write `out`.
+
+    Two references are the half maps of the particles' `rlnRandomSubset` halves: each half is
+    refined against its own, so the half maps stay independent (the gold standard).
+    """
     star, out = Path(star), Path(out)
     if out.exists() and not overwrite:
         raise RunError(f"{out}: already exists; pass --overwrite or choose another --out")
@@ -130,7 +149,13 @@ def refine_star(
     pixel_size = float(particles.pixel_size[0])
     if not pixel_size > 0 or not np.allclose(particles.pixel_size, pixel_size):
         raise RunError(f"{star}: needs one positive pixel size (_rlnImagePixelSize) for all its particles")
-    matcher_reference = load_reference(reference, size, pixel_size)
+    references = list(reference) if isinstance(reference, (list, tuple)) else [reference]
+    if len(references) not in (1, 2):
+        raise RunError(f"--reference: give one map or recipe, or the two half maps, got {len(references)}")
+    matchers = {label: load_reference(path, size, pixel_size) for label, path in enumerate(references, 1)}
+    halves = np.ones(len(images), np.int64)
+    if len(references) == 2:
+        halves = half_of_each(star)[rows]
     images = -images if invert_contrast else images
     initial = None
     if init is not None:
@@ -148,18 +173,31 @@ def refine_star(
     for start in range(done, len(images), CHUNK):
         rows = np.arange(start, min(start + CHUNK, len(images)))
         ctf = None if microscope is None else microscope.ctf(rows, size).numpy()
-        chunk = refine(
-            matcher_reference,
-            images[rows],
-            ctf,
-            None if initial is None else initial[rows],
-            schedule or Schedule(),
-            batch_size,
-            None if progress is None else (lambda count, _: progress(count, len(images))),
-        )
+        pieces = {}
+        for label, matcher in matchers.items():
+            members = np.flatnonzero(halves[rows] == label)
+            if members.size:
+                pieces[label] = (
+                    members,
+                    refine(
+                        matcher,
+                        images[rows[members]],
+                        None if ctf is None else ctf[members],
+                        None if initial is None else initial[rows[members]],
+                        schedule or Schedule(),
+                        batch_size,
+                        None if progress is None else (lambda count, _: progress(count, len(images))),
+                    ),
+                )
+        chunk = {}
+        for name in Result.__dataclass_fields__:
+            values = [(members, getattr(piece, name)) for members, piece in pieces.values()]
+            column = np.zeros((len(rows), *values[0][1].shape[1:]), values[0][1].dtype)
+            for members, value in values:
+                column[members] = value
+            chunk[name] = column
         found = {
-            name: np.concatenate([found[name], value]) if found else value
-            for name, value in vars(chunk).items()
+            name: np.concatenate([found[name], value]) if found else value for name, value in chunk.items()
         }
         save_partial(partial, key, found)
     result = Result(**found)
