@@ -42,6 +42,7 @@ class Particles:
             other missing fields are NaN. None without _rlnDefocusU.
         origins: float64 [N, 2] x, y shift in Angstrom (NaN for pixel shifts without a pixel size); None
             without origin columns.
+        random_subset: int64 [N] the half (_rlnRandomSubset) of each particle; None without the column.
     """
 
     image_names: list[str]
@@ -51,6 +52,7 @@ class Particles:
     pixel_size: np.ndarray
     ctf: dict[str, np.ndarray] | None
     origins: np.ndarray | None
+    random_subset: np.ndarray | None = None
     #: The rows of the STAR file these particles are (all of them unless `take` chose some).
     rows: np.ndarray | None = None
 
@@ -69,6 +71,7 @@ class Particles:
             self.pixel_size[rows],
             None if self.ctf is None else {key: values[rows] for key, values in self.ctf.items()},
             pick(self.origins),
+            pick(self.random_subset),
             (np.arange(len(self.image_names)) if self.rows is None else self.rows)[rows],
         )
 
@@ -173,7 +176,9 @@ def read_particles(path: str | os.PathLike) -> Particles:
     pixel_origins = stacked("rlnOriginX", "rlnOriginY")  # RELION 3.0, in pixels
     if origins is None and pixel_origins is not None:
         origins = pixel_origins * np.where(pixel_size > 0, pixel_size, np.nan)[:, None]
-    return Particles(image_names, image_indices, stack_paths, angles, pixel_size, ctf, origins)
+    subset = column("rlnRandomSubset")
+    subset = None if subset is None else subset.astype(np.int64)
+    return Particles(image_names, image_indices, stack_paths, angles, pixel_size, ctf, origins, subset)
 
 
 def image_name(index: int, stack: str | os.PathLike) -> str:

@@ -149,6 +149,47 @@ def _insert(images, rotations, shifts, ctf, padded: int):
     return data, insert_slices(tf.square(ctf), rotations, padded)
 
 
+def accumulate(
+    images: np.ndarray,
+    rotations: np.ndarray,
+    shifts: np.ndarray | None = None,
+    microscope: Microscope | None = None,
+    halves: np.ndarray | None = None,
+    batch_size: int = 64,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[int, Accumulator]:
+    """The Fourier sums of particles, one `Accumulator` per half (1 and 2; all in half 1 by default).
+
+    Args:
+        images: the particles [N, D, D], rows y and columns x, pixel D // 2 at the origin.
+        rotations: their poses [N, 3, 3] (x' = R x).
+        shifts: [N, 2] (x, y) pixels that centre each particle (RELION's rlnOriginX/Y over the
+            pixel size); None for centred particles.
+        microscope: their CTFs; None for none.
+        halves: [N] the half (1 or 2) of each particle; None puts all in half 1.
+        batch_size: particles per insertion. Default value: 64.
+        progress: called with (particles done in the batch, all particles) after each batch.
+    """
+    size = int(images.shape[-1])
+    totals = {1: Accumulator(size), 2: Accumulator(size)}
+    halves = np.ones(len(images), np.int64) if halves is None else np.asarray(halves)
+    for start in range(0, len(images), batch_size):
+        rows = np.arange(start, min(start + batch_size, len(images)))
+        ctf = None if microscope is None else microscope.ctf(rows, totals[1].padded).numpy()
+        for half, total in totals.items():
+            chosen = np.flatnonzero(halves[rows] == half)
+            if chosen.size:
+                total.add(
+                    images[rows[chosen]],
+                    rotations[rows[chosen]],
+                    None if shifts is None else shifts[rows[chosen]],
+                    None if ctf is None else ctf[chosen],
+                )
+        if progress is not None:
+            progress(len(rows), len(images))
+    return totals
+
+
 def reconstruct(
     images: np.ndarray,
     rotations: np.ndarray,
@@ -156,26 +197,9 @@ def reconstruct(
     microscope: Microscope | None = None,
     regularization: float = 1.0,
     batch_size: int = 64,
-    progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
-    """The map of particles `images` [N, D, D] at poses `rotations` [N, 3, 3] (x' = R x).
+    """The map [D, D, D] of particles at their poses (see `accumulate` for the arguments).
 
-    Args:
-        images: the particles, rows y and columns x, pixel D // 2 at the origin.
-        rotations: their poses.
-        shifts: [N, 2] (x, y) pixels that centre each particle (RELION's rlnOriginX/Y over the
-            pixel size); None for centred particles.
-        microscope: their CTFs; None for none.
-        regularization: the Wiener constant added to the CTF^2 sum (see the module). Default value: 1.0.
-        batch_size: particles per insertion. Default value: 64.
-        progress: called with the number of particles done after each batch.
+    `regularization` is the Wiener constant added to the CTF^2 sum (see the module).
     """
-    size = int(images.shape[-1])
-    total = Accumulator(size)
-    for start in range(0, len(images), batch_size):
-        rows = np.arange(start, min(start + batch_size, len(images)))
-        ctf = None if microscope is None else microscope.ctf(rows, total.padded)
-        total.add(images[rows], rotations[rows], None if shifts is None else shifts[rows], ctf)
-        if progress is not None:
-            progress(len(rows))
-    return total.volume(regularization)
+    return accumulate(images, rotations, shifts, microscope, batch_size=batch_size)[1].volume(regularization)

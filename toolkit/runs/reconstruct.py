@@ -22,8 +22,8 @@ from toolkit.geometry import relion_to_matrix
 from toolkit.io.atomic import replace_atomically
 from toolkit.io.mrc import MrcFormatError, write_map
 from toolkit.io.particles import read_particles, write_updated
-from toolkit.io.star import StarFormatError, read_star
-from toolkit.reconstruction.backproject import Accumulator, Microscope
+from toolkit.io.star import StarFormatError
+from toolkit.reconstruction.backproject import Accumulator, Microscope, accumulate
 from toolkit.runs.infer import read_from_stacks
 from toolkit.runs.shards import shard_rows
 
@@ -57,12 +57,11 @@ def microscope_of(star: Path, particles, pixel_size: float) -> Microscope | None
     return Microscope(pixel_size=pixel_size, **ctf)
 
 
-def random_subsets(star: Path, count: int, seed: int) -> tuple[np.ndarray, bool]:
+def random_subsets(star: Path, particles, seed: int) -> tuple[np.ndarray, bool]:
     """Half 1 or 2 of each particle: from its `rlnRandomSubset` when the file has one, else drawn."""
-    blocks = read_star(star)
-    block = blocks.get("particles") or next(b for b in blocks.values() if "rlnImageName" in b)
-    if SUBSET in block:
-        subsets = np.asarray(block[SUBSET]).astype(np.int64)
+    count = len(particles.image_names)
+    if particles.random_subset is not None:
+        subsets = particles.random_subset
         if not set(np.unique(subsets).tolist()) <= {1, 2} or len(np.unique(subsets)) < 2:
             raise RunError(f"{star}: _{SUBSET} must hold both 1 and 2 (and nothing else)")
         return subsets, True
@@ -106,7 +105,7 @@ def reconstruct_star(
                 "(toolkit infer writes them)"
             )
         images = read_from_stacks(star, particles.stack_paths, particles.image_indices)
-        subsets, given = random_subsets(star, len(images), seed) if half_maps else (None, False)
+        subsets, given = random_subsets(star, particles, seed) if half_maps else (None, False)
     except (MrcFormatError, StarFormatError) as error:
         raise RunError(str(error)) from None
     rows = shard_rows(shard, len(images))
@@ -123,22 +122,7 @@ def reconstruct_star(
     microscope = microscope_of(star, particles, pixel_size)
     rotations = relion_to_matrix(particles.angles.astype(np.float32)).numpy()
 
-    halves = {1: Accumulator(images.shape[-1]), 2: Accumulator(images.shape[-1])}
-    subsets = np.ones(len(images), np.int64) if subsets is None else subsets
-    for start in range(0, len(images), batch_size):
-        rows = np.arange(start, min(start + batch_size, len(images)))
-        ctf = None if microscope is None else microscope.ctf(rows, halves[1].padded)
-        for half, accumulator in halves.items():
-            chosen = np.flatnonzero(subsets[rows] == half)
-            if chosen.size:
-                accumulator.add(
-                    images[rows[chosen]],
-                    rotations[rows[chosen]],
-                    None if shifts is None else shifts[rows[chosen]],
-                    None if ctf is None else np.asarray(ctf)[chosen],
-                )
-        if progress is not None:
-            progress(len(rows), len(images))
+    halves = accumulate(images, rotations, shifts, microscope, subsets, batch_size, progress)
     summary = {"particles": len(images), "pixel_size": pixel_size, "ctf": microscope is not None}
     if shard is not None:
         write_parts(out, halves, pixel_size, half_maps, len(images), overwrite)

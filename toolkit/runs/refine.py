@@ -20,7 +20,7 @@ from toolkit.geometry import matrix_to_relion
 from toolkit.io.atomic import replace_atomically
 from toolkit.io.mrc import MrcFormatError, read_map
 from toolkit.io.particles import read_particles, write_updated
-from toolkit.io.star import StarFormatError, read_star
+from toolkit.io.star import StarFormatError
 from toolkit.reconstruction.refine import MapReference, RenderedReference, Result, Schedule, refine
 from toolkit.runs.infer import error_summary, load_orientation_signature, predict, read_from_stacks
 from toolkit.runs.reconstruct import microscope_of
@@ -101,16 +101,14 @@ def recipe_reference(path: Path, size: int) -> RenderedReference:
     return RenderedReference(render, size)
 
 
-def half_of_each(star: Path) -> np.ndarray:
+def half_of_each(star: Path, particles) -> np.ndarray:
     """The `rlnRandomSubset` (1 or 2) of each particle, which refining against two half maps needs."""
-    blocks = read_star(star)
-    block = blocks.get("particles") or next(b for b in blocks.values() if "rlnImageName" in b)
-    if "rlnRandomSubset" not in block:
+    if particles.random_subset is None:
         raise RunError(
             f"{star}: has no _rlnRandomSubset to pair its particles with two half maps; use the "
             "OUT_particles.star that toolkit reconstruct --half-maps writes"
         )
-    halves = np.asarray(block["rlnRandomSubset"]).astype(np.int64)
+    halves = particles.random_subset
     if not set(np.unique(halves).tolist()) <= {1, 2}:
         raise RunError(f"{star}: _rlnRandomSubset must be 1 or 2 for every particle")
     return halves
@@ -155,7 +153,7 @@ def refine_star(
     matchers = {label: load_reference(path, size, pixel_size) for label, path in enumerate(references, 1)}
     halves = np.ones(len(images), np.int64)
     if len(references) == 2:
-        halves = half_of_each(star)[rows]
+        halves = half_of_each(star, particles)
     images = -images if invert_contrast else images
     initial = None
     if init is not None:
