@@ -73,7 +73,9 @@ class Schedule:
     max_shift: float = 4.0  # pixels either way in the first level's square
     shift_step: float = 1.0  # pixels between its shifts; halved at each level
     polish_steps: int = 40
-    polish_rate: float = 0.003  # Adam's step, radians and pixels
+    polish_rate: float = 0.003  # Adam's first step for the rotation, radians
+    polish_shift_rate: float = 0.03  # and for the shift, pixels: the last level's shifts are 1/16 px apart
+    exhaustive: bool = False  # score every cell of the last level instead: the baseline, 8^k times the work
 
 
 @dataclass
@@ -112,8 +114,7 @@ def shift_square(half_width: float, step: float) -> np.ndarray:
 
 def _centred_particles(spectra, frequencies, shifts):
     """X(k) exp(-2 pi i k.s): [B, K] spectra moved by each of [B, S, 2] shifts -> [B, S, K]."""
-    phase = -2.0 * math.pi * tf.einsum("bsc,kc->bsk", shifts, frequencies)
-    return spectra[:, None, :] * tf.exp(tf.complex(tf.zeros_like(phase), phase))
+    return spectra[:, None, :] * tf.math.conj(_ramp(shifts, frequencies))
 
 
 def _scores(particles, ctf, projections):
@@ -135,21 +136,39 @@ class Matcher:
         # Twice the band per level: the grid's step halves, so does the detail it can resolve.
         return band_indices(self.size, min(self.size // 2, 4 * 2**level))
 
-    def score(self, spectra, ctf, rotations: np.ndarray, shifts: np.ndarray, band: np.ndarray):
-        """Scores [B, S, M] of particles' centred spectra [B, D*D] at shifts [B, S, 2] and poses
-        [M, 3, 3] (shared by the batch) or [B, M, 3, 3] (per particle)."""
+    def score(self, spectra, ctf, rotations: np.ndarray, centres: np.ndarray, offsets: np.ndarray, band):
+        """Scores [B, M, S] of particles' centred spectra [B, D*D] at poses [M, 3, 3] (shared by the
+        batch) or [B, M, 3, 3] (per particle), each pose with its own shift centre [B, M, 2] moved
+        by each of the offsets [S, 2].
+
+        A shift is a phase ramp and a square of offsets is the same for every candidate, so
+        conj(X) e^{2 pi i k.c} C P is formed once per candidate and the offsets are one matrix
+        product with their ramps: no [B, M, S, K] tensor.
+        """
         per = rotations.shape[-3]
         projections = self.reference.spectra(tf.constant(rotations.reshape(-1, 3, 3)), band)
         projections = tf.reshape(projections, [-1, per, len(band)])
         frequencies = tf.constant(band_frequencies(self.size, band))
-        particles = _centred_particles(tf.gather(spectra, band, axis=1), frequencies, tf.constant(shifts))
-        return _scores(particles, tf.gather(ctf, band, axis=1), projections)
+        particles, ctf_band = tf.gather(spectra, band, axis=1), tf.gather(ctf, band, axis=1)
+        modulated = projections * tf.complex(ctf_band, tf.zeros_like(ctf_band))[:, None, :]  # [B, M, K]
+        norm = tf.sqrt(tf.reduce_sum(tf.square(tf.abs(modulated)), axis=-1))  # [B, M]
+        own = tf.sqrt(tf.reduce_sum(tf.square(tf.abs(particles)), axis=-1))  # [B]
+        toward = tf.math.conj(particles)[:, None, :] * modulated * _ramp(tf.constant(centres), frequencies)
+        patterns = _ramp(tf.constant(offsets), frequencies)  # [S, K]
+        dot = tf.math.real(tf.einsum("bmk,sk->bms", toward, patterns))
+        return dot / (norm[:, :, None] * own[:, None, None] + 1e-30)
+
+
+def _ramp(shifts, frequencies):
+    """exp(+2 pi i k.s) [..., K] of shifts [..., 2] at frequencies [K, 2]."""
+    phase = 2.0 * math.pi * tf.tensordot(shifts, frequencies, [[-1], [1]])
+    return tf.exp(tf.complex(tf.zeros_like(phase), phase))
 
 
 def _keep(scores: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per particle, the `count` best rotations (by their best shift) and that shift's index."""
-    best_shift = scores.argmax(axis=1)  # [B, M]
-    best = scores.max(axis=1)
+    """Per particle, the `count` best candidates of scores [B, M, S] (by their best shift) and that shift."""
+    best_shift = scores.argmax(axis=2)  # [B, M]
+    best = scores.max(axis=2)
     order = np.argsort(-best, axis=1)[:, :count]
     return order, np.take_along_axis(best_shift, order, axis=1)
 
@@ -169,20 +188,19 @@ def search(
     else:
         level, (pixels, angles) = 2, grids.nearest_cells(2, initial)
     square = shift_square(schedule.max_shift, schedule.shift_step)
-    centres = np.zeros((count, 2), np.float32)
+    centres = np.zeros((count, pixels.shape[1], 2), np.float32)  # each candidate keeps its own shift
     step = schedule.shift_step
     while True:
-        shifts = centres[:, None, :] + square[None]
         shared = level == 1 and initial is None  # the whole grid, the same for every particle
         rotations = grids.cell_rotations(
             level, pixels[0] if shared else pixels, angles[0] if shared else angles
         )
-        scores = matcher.score(spectra, ctf, rotations, shifts, matcher.band(level)).numpy()
+        scores = matcher.score(spectra, ctf, rotations, centres, square, matcher.band(level)).numpy()
         kept = schedule.kept[min(level - 1, len(schedule.kept) - 1)]
         order, shift_index = _keep(scores, kept)
         pixels, angles = np.take_along_axis(pixels, order, 1), np.take_along_axis(angles, order, 1)
-        chosen = np.take_along_axis(shifts, shift_index[..., None], 1)  # [B, kept, 2]
-        best = np.take_along_axis(scores.max(axis=1), order, 1)
+        chosen = np.take_along_axis(centres, order[..., None], 1) + square[shift_index]  # [B, kept, 2]
+        best = np.take_along_axis(scores.max(axis=2), order, 1)
         if level >= schedule.last_level:
             return {
                 "rotations": grids.cell_rotations(level, pixels, angles),
@@ -190,11 +208,62 @@ def search(
                 "scores": best,
                 "band": matcher.band(level),
             }
-        centres = chosen[:, 0]
         step /= 2
-        square = shift_square(step, step)  # the best shift and its 8 neighbours, a finer step apart
+        square = shift_square(step, step)  # a candidate's shift and its 8 neighbours, a finer step apart
         pixels, angles = (a.reshape(count, -1) for a in grids.children(pixels, angles))
+        centres = np.repeat(chosen, 8, axis=1)  # the children start from their parent's shift
         level += 1
+
+
+def exhaustive_search(
+    matcher: Matcher, spectra: tf.Tensor, ctf: tf.Tensor, schedule: Schedule, block: int = 2048
+) -> dict:
+    """Every cell of the last level's grid at every shift of the first level's square, per particle.
+
+    The baseline the hierarchy is measured against; the projections are shared by the batch, so
+    the scores are two matrix products per block of rotations.
+    """
+    level, count = schedule.last_level, int(spectra.shape[0])
+    band = matcher.band(level)
+    square = shift_square(schedule.max_shift, schedule.shift_step)
+    frequencies = tf.constant(band_frequencies(matcher.size, band))
+    shifted = _centred_particles(
+        tf.gather(spectra, band, axis=1), frequencies, tf.constant(np.tile(square, (count, 1, 1)))
+    )
+    ctf_band = tf.gather(ctf, band, axis=1)
+    own = tf.sqrt(tf.reduce_sum(tf.square(tf.abs(shifted)), -1))  # [B, S]
+    # Re <X_s, C P> = [Re, Im](C X_s) . [Re, Im](P): one real matrix product for all (b, s, m).
+    weighted = shifted * tf.complex(ctf_band, tf.zeros_like(ctf_band))[:, None, :]
+    rows = tf.reshape(tf.concat([tf.math.real(weighted), tf.math.imag(weighted)], -1), [-1, 2 * len(band)])
+    pixels, angles = grids.full_grid(level)
+    kept = schedule.kept[min(level - 1, len(schedule.kept) - 1)]
+    best = np.full((count, 0), -np.inf, np.float32)
+    best_cells, best_shifts = np.zeros((count, 0), np.int64), np.zeros((count, 0), np.int64)
+    for start in range(0, len(pixels), block):
+        cells = np.arange(start, min(start + block, len(pixels)))
+        projections = matcher.reference.spectra(
+            tf.constant(grids.cell_rotations(level, pixels[cells], angles[cells])), band
+        )
+        dot = tf.matmul(
+            rows, tf.concat([tf.math.real(projections), tf.math.imag(projections)], -1), transpose_b=True
+        )
+        norm = tf.sqrt(tf.matmul(tf.square(ctf_band), tf.square(tf.abs(projections)), transpose_b=True))
+        scores = tf.reshape(dot, [count, len(square), -1]) / (norm[:, None, :] * own[:, :, None] + 1e-30)
+        scores = tf.transpose(scores, [0, 2, 1]).numpy()  # [B, M, S]
+        order, shift_index = _keep(scores, kept)
+        best = np.concatenate([best, np.take_along_axis(scores.max(axis=2), order, 1)], 1)
+        best_cells = np.concatenate([best_cells, cells[order]], 1)
+        best_shifts = np.concatenate([best_shifts, shift_index], 1)
+        top = np.argsort(-best, axis=1)[:, :kept]
+        best, best_cells, best_shifts = (
+            np.take_along_axis(a, top, 1) for a in (best, best_cells, best_shifts)
+        )
+    return {
+        "rotations": grids.cell_rotations(level, pixels[best_cells], angles[best_cells]),
+        "shifts": square[best_shifts],
+        "scores": best,
+        "band": band,
+    }
 
 
 def _rotate(omega: tf.Tensor, rotations: tf.Tensor) -> tf.Tensor:
@@ -238,7 +307,8 @@ def polish(matcher: Matcher, spectra, ctf, rotations, shifts, schedule: Schedule
             m, v = 0.9 * m + 0.1 * gradient, 0.999 * v + 0.001 * tf.square(gradient)
             moments[i] = [m, v]
             update = (m / (1 - 0.9**step)) / (tf.sqrt(v / (1 - 0.999**step)) + 1e-12)
-            variables[i] = variables[i] + schedule.polish_rate * update
+            rate = (schedule.polish_rate, schedule.polish_shift_rate)[i]
+            variables[i] = variables[i] + rate * update
     return _rotate(variables[0], start).numpy(), variables[1].numpy(), score(*variables).numpy()
 
 
@@ -287,7 +357,10 @@ def refine(
             if ctf is None
             else tf.reshape(ctf[rows], [len(images[rows]), -1])
         )
-        found = search(matcher, spectra, block, schedule, None if initial is None else initial[rows])
+        if schedule.exhaustive:
+            found = exhaustive_search(matcher, spectra, block, schedule)
+        else:
+            found = search(matcher, spectra, block, schedule, None if initial is None else initial[rows])
         probability, significant = posterior_spread(found["scores"], len(found["band"]))
         rotations, shifts, scores = polish(
             matcher, spectra, block, found["rotations"][:, 0], found["shifts"][:, 0], schedule
