@@ -1,6 +1,6 @@
 """Poses good enough to reconstruct from: projector speed, refinement accuracy, map resolution.
 
-Usage: python benchmarks/refine.py [--count 2000] [--compare 24] [--no-estimators] [--json out.json]
+Usage: python benchmarks/refine.py [--count 2000] [--compare 24] [--case NAME] [--no-estimators] [--json out.json]
 
 (a) projections per second at 64^3 and 128^3: the Fourier slice (XLA), real-space trilinear
     rays and the exact blob renderer, on the F;
@@ -164,7 +164,7 @@ def case(name: str, recipe: Path, overrides: list[str], args, folder: Path):
 def table(result: dict) -> str:
     """The figures the issue asks for, one markdown table per case."""
     lines = []
-    for name in CASES:
+    for name in (name for name in CASES if name in result):
         row = result[name]
         lines += [
             f"\n{name}, {row['particles']} particles",
@@ -195,13 +195,15 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--compare", type=int, default=24, help="particles for hierarchy vs exhaustive")
     parser.add_argument("--level", type=int, default=Schedule().last_level, help="the search's last level")
+    parser.add_argument("--case", choices=sorted(CASES), action="append", help="run only these cases")
     parser.add_argument("--no-estimators", action="store_true", help="skip training the estimators")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     result = {"projections_per_second": {size: projector_throughput(size) for size in (64, 128)}}
     print(json.dumps(result, indent=1), flush=True)
     with tempfile.TemporaryDirectory() as folder:
-        for name, (recipe, overrides) in CASES.items():
+        for name in args.case or CASES:
+            recipe, overrides = CASES[name]
             result[name] = case(name, recipe, overrides, args, Path(folder))
             print(name, json.dumps(result[name], indent=1), flush=True)
     print(table(result))
