@@ -1,6 +1,7 @@
 """Poses good enough to reconstruct from: projector speed, refinement accuracy, map resolution.
 
-Usage: python benchmarks/refine.py [--count 2000] [--compare 24] [--case NAME] [--no-estimators] [--json out.json]
+Usage: python benchmarks/refine.py [--count 2000] [--compare 24] [--case NAME] [--no-estimators]
+    [--json out.json]
 
 (a) projections per second at 64^3 and 128^3: the Fourier slice (XLA), real-space trilinear
     rays and the exact blob renderer, on the F;
