@@ -8,9 +8,11 @@ CTF C, after centring it by a shift s, on a band of frequencies (the DC term lef
 the correlation that least squares with a free scale per particle maximizes. The search starts
 on the whole level-1 grid of `toolkit.geometry.grids` (576 rotations, about 30 degrees) with a
 square of shifts, or, from initial poses, on the cells around each of them at level 2; each
-level keeps the best candidates and scores their 8 children at the next, with a finer square of
-shifts around the best one and a wider band of frequencies. The best pose and shift of the last
-level are then polished by gradient ascent on the score through the differentiable projector.
+level keeps the best candidates, each with its best shift, and scores their 8 children at the
+next, each child on a finer square of shifts around its parent's, with a wider band of
+frequencies. The best pose and shift of the last level are then polished by gradient ascent on
+the score through the differentiable projector. `exhaustive_search` scores every cell of one
+level instead: the baseline the hierarchy is measured against.
 
 The spread of the candidates at the last level is reported as RELION reports its own: the
 largest posterior probability of a softmax over them (`rlnMaxValueProbDistribution`) and how
