@@ -1,4 +1,8 @@
-"""Samples made of isotropic 3D Gaussian blobs: a thick letter F, random "molecules"."""
+"""Samples made of isotropic 3D Gaussian blobs: a thick letter F, random "molecules".
+
+Atomic models (`toolkit.data.atomic_model`) are blob samples too, one blob per atom, each with
+its own width, in Angstrom.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ def _positive(name: str, value: float) -> float:
 
 @dataclass(frozen=True, eq=False)
 class BlobSample:
-    """The density sum_k weights[k] * N3(x; centers[k], sigma^2 I) of Gaussian blobs.
+    """The density sum_k weights[k] * N3(x; centers[k], sigma_k^2 I) of Gaussian blobs.
 
     Arrays are copied to read-only float32, so a sample can be shared safely (e.g.
     captured by a tf.data pipeline).
@@ -34,7 +38,11 @@ class BlobSample:
     Args:
         centers: blob centres, shape [N, 3], in sample units.
         weights: blob masses, shape [N], all positive.
-        sigma: Gaussian width (standard deviation), same units as `centers`.
+        sigma: Gaussian width (standard deviation), same units as `centers`: one float for
+            every blob, or one per blob (shape [N]).
+        angstrom: the units are Angstrom (atomic models, maps), so the detector's field follows
+            from the pixel size; False for the F and the random blobs, whose units are the
+            sample's own. Default value: `False`.
 
     Example:
         >>> s = BlobSample([[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]], [1.0, 3.0], 0.1)
@@ -44,7 +52,8 @@ class BlobSample:
 
     centers: np.ndarray
     weights: np.ndarray
-    sigma: float
+    sigma: float | np.ndarray
+    angstrom: bool = False
 
     def __post_init__(self) -> None:
         centers = np.array(self.centers, dtype=np.float32)
@@ -61,7 +70,16 @@ class BlobSample:
         weights.setflags(write=False)
         object.__setattr__(self, "centers", centers)
         object.__setattr__(self, "weights", weights)
-        object.__setattr__(self, "sigma", _positive("sigma", self.sigma))
+        object.__setattr__(self, "sigma", _widths(self.sigma, len(weights)))
+
+    def widened_to(self, width: float) -> BlobSample:
+        """The sample with every blob narrower than `width` blurred to `width` (mass kept).
+
+        A blob of width s convolved with a Gaussian of width sqrt(width^2 - s^2) is a blob of
+        width `width`: the renderer is exact only for blobs of at least a pixel.
+        """
+        widths = np.maximum(self.sigma, _positive("width", width))
+        return BlobSample(self.centers, self.weights, widths, self.angstrom)
 
     @property
     def total_mass(self) -> float:
@@ -78,6 +96,19 @@ class BlobSample:
     def radius(self) -> float:
         """Largest distance of a blob centre from the origin (add ~3 sigma for mass)."""
         return float(np.linalg.norm(self.centers.astype(np.float64), axis=1).max())
+
+
+def _widths(sigma, count: int) -> float | np.ndarray:
+    """One positive float, or a read-only float32 [count] of positive widths."""
+    if np.ndim(sigma) == 0:
+        return _positive("sigma", sigma)
+    widths = np.array(sigma, dtype=np.float32)
+    if widths.shape != (count,):
+        raise ValueError(f"`sigma` must be a number or have shape [{count}], got {widths.shape}.")
+    if not np.all(np.isfinite(widths) & (widths > 0)):
+        raise ValueError(f"`sigma` must be positive, got min {widths.min()}.")
+    widths.setflags(write=False)
+    return widths
 
 
 def _centred(points: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -97,7 +97,7 @@ def render_shadows(
 
     Args:
         sample: a BlobSample, or a tuple (centers [N,3], weights [N], sigma) of
-            arrays/tensors.
+            arrays/tensors; sigma is one width or one per blob ([N]).
         rotations: [B, 3, 3] rotation matrices; each point is moved as x' = R x.
         image_size: pixels per side (a Python int).
         extent: the image spans [-extent, extent] in x and y, in sample units.
@@ -160,7 +160,7 @@ def render_volume(sample: BlobSample, voxels: int, extent: float) -> np.ndarray:
     """
     _check_grid(voxels, extent, name="voxels")
     grid = pixel_centers(voxels, extent)
-    s = sample.sigma
+    s = np.reshape(np.asarray(sample.sigma, np.float64), (-1, 1))  # one width per blob, or one for all
     centers = sample.centers.astype(np.float64)
     # Separable again: one unit-mass 1D Gaussian per blob and axis.
     x, y, z = (

@@ -115,7 +115,10 @@ class ShadowData:
         views = geometry.quaternion_to_matrix(
             tf.random.stateless_normal([1024, 4], seed=batch_seed(data.seed, SCALE_STREAM, 0))
         )
-        peak = float(tf.reduce_max(render_shadows(data.sample, views, data.image_size, data.extent)))
+        peak = max(  # in chunks: an atomic model has thousands of blobs
+            float(tf.reduce_max(render_shadows(data.sample, chunk, data.image_size, data.extent)))
+            for chunk in tf.split(views, 8)
+        )
         return cls(**{**kwargs, "intensity_scale": peak})
 
     def batch(self, size: int, stream: int, index) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from toolkit.data.atomic_model import SCATTERING, atomic_model
 from toolkit.data.objects import gaussian_blobs, letter_f
 from toolkit.geometry.representations import REPRESENTATION_WIDTHS
 from toolkit.layers import LSTMSampler, OrientationHead, ProjectionDecoder, RotationConditionedEncoder
@@ -46,7 +47,28 @@ SAMPLES = {
         },
         build=gaussian_blobs,
     ),
+    "atomic_model": Component(
+        "An atomic model (PDB or mmCIF, read with gemmi: the `structures` extra), one Gaussian per "
+        "atom, in Angstrom; the detector field is data.image_size * data.pixel_size.",
+        {
+            "path": Field(
+                "str",
+                REQUIRED,
+                "the model file (relative to the working folder), or PACKAGE:RELATIVE for a file "
+                "shipped in an installed package (MDAnalysisTests:data/adk_open.pdb)",
+            ),
+            "scattering": Field(
+                "str", "electron", "what weighs each atom: electron (cryo-EM) or xray", choices=SCATTERING
+            ),
+            "sigma": positive_float(1.0, "each atom's width in Angstrom (under a pixel: blurred to one)"),
+            "b_factor": Field("bool", False, "widen each atom by its B-factor (variance B / 8 pi^2 added)"),
+            "model": Field("int", 0, "which model of a multi-model file", minimum=0),
+        },
+        build=atomic_model,
+    ),
 }
+
+SAMPLES_IN_ANGSTROM = ("atomic_model",)  # their field follows from the pixel size
 
 ORIENTATIONS = {
     "haar": Component("Uniform on SO(3) (Haar measure): uniform unit quaternions."),
@@ -82,7 +104,12 @@ DATA = {
         fields={
             "sample": Field("component", {"type": "letter_f"}, "the 3D sample", registry=SAMPLES),
             "image_size": Field("int", 32, "shadow height and width in pixels (the CTF needs 2)", minimum=2),
-            "extent": positive_float(0.75, "half width of the detector field, in sample units"),
+            "extent": positive_float(
+                None,
+                "half width of the detector field in sample units (null: 0.75); samples in Angstrom "
+                "take theirs from image_size * pixel_size / 2 and must leave it null",
+                nullable=True,
+            ),
             "sequence_length": positive_int(4, "shadows per sequence (T); 1 allowed"),
             "orientations": Field(
                 "component", {"type": "haar"}, "how orientations are drawn", registry=ORIENTATIONS

@@ -6,11 +6,14 @@ import math
 
 import numpy as np
 
+from toolkit.data.atomic_model import resolve_path
 from toolkit.data.render import render_volume
 from toolkit.data.shadows import SIMULATE_STREAM, CTFDraws, OrientationSampler, ShadowData
 from toolkit.data.sources.base import DataBundle, DataShapes, DataSource, OrientationCondition
 from toolkit.geometry.representations import REPRESENTATION_WIDTHS
-from toolkit.recipes.spec import SAMPLES
+from toolkit.recipes.spec import SAMPLES, SAMPLES_IN_ANGSTROM
+
+DEFAULT_EXTENT = 0.75  # half the field, in the units of the F and the random blobs
 
 
 def orientation_sampler(spec: dict) -> OrientationSampler:
@@ -57,15 +60,31 @@ class ShadowSource(DataSource):
                 f"data.ctf.astigmatism: {ctf['astigmatism']} would make defocus_v negative at "
                 f"defocus_min {ctf['defocus_min']}; use at most {2 * ctf['defocus_min']}"
             )
+        sample = self.spec["sample"]
+        if sample["type"] in SAMPLES_IN_ANGSTROM:
+            if self.spec["extent"] is not None:
+                errors.append(
+                    f"data.extent: the {sample['type']} sample is in Angstrom, so its field is "
+                    "data.image_size * data.pixel_size; remove data.extent (set data.pixel_size instead)"
+                )
+            try:
+                resolve_path(sample["path"])
+            except (FileNotFoundError, ImportError) as error:
+                errors.append(f"data.sample.path: {error}")
         return errors
 
     def shadow_data(self, condition=None, measured=None) -> ShadowData:
         """The `ShadowData` of the section; its intensity scale is measured unless `measured` has it."""
         spec, condition = self.spec, condition or OrientationCondition()
+        sample = SAMPLES[spec["sample"]["type"]].make(spec["sample"])
+        extent = DEFAULT_EXTENT if spec["extent"] is None else spec["extent"]
+        if sample.angstrom:  # the detector is image_size pixels of pixel_size Angstrom
+            extent = spec["image_size"] * spec["pixel_size"] / 2
+            sample = sample.widened_to(spec["pixel_size"])
         settings = dict(
-            sample=SAMPLES[spec["sample"]["type"]].make(spec["sample"]),
+            sample=sample,
             image_size=spec["image_size"],
-            extent=spec["extent"],
+            extent=extent,
             sequence_length=spec["sequence_length"],
             orientations=orientation_sampler(spec["orientations"]),
             representation=condition.representation,
