@@ -6,9 +6,9 @@ from scipy.spatial.transform import Rotation
 
 from toolkit.data.ctf import apply_ctf, ctf_2d
 from toolkit.data.objects import letter_f
-from toolkit.data.projector import images_to_spectra, spectra_to_images
+from toolkit.data.projector import images_to_spectra, phase_shift, spectra_to_images
 from toolkit.data.render import pixel_size, render_shadows, render_volume
-from toolkit.reconstruction.backproject import Microscope, phase_shift, reconstruct
+from toolkit.reconstruction.backproject import Microscope, reconstruct
 
 SIZE, EXTENT = 24, 0.75
 

@@ -81,6 +81,10 @@ class BlobSample:
         widths = np.maximum(self.sigma, _positive("width", width))
         return BlobSample(self.centers, self.weights, widths, self.angstrom)
 
+    def on_grid(self, image_size: int, pixel_size: float) -> BlobSample:
+        """The sample as the detector's grid renders it exactly: blobs of at least `pixel_size`."""
+        return self.widened_to(pixel_size)
+
     @property
     def total_mass(self) -> float:
         """Sum of the blob weights (the integral of the density)."""

@@ -152,8 +152,37 @@ def project(volume, rotations, voxel_size: float = 1.0, pad: int = 2) -> tf.Tens
         (TensorShape([1, 8, 8]), 1.0)
     """
     spectrum = volume_spectrum(volume, pad)
-    size = int(spectrum.shape[0]) // pad
-    return spectra_to_images(slice_spectrum(spectrum, rotations, size)) * voxel_size
+    return project_spectrum(spectrum, rotations, int(spectrum.shape[0]) // pad, voxel_size)
+
+
+def project_spectrum(spectrum, rotations, size: int, voxel_size: float = 1.0, shifts=None) -> tf.Tensor:
+    """`project` from a `volume_spectrum` computed once, float32 [B, size, size].
+
+    Args:
+        spectrum: the padded centred spectrum of a map of `size` voxels a side.
+        rotations: poses [B, 3, 3].
+        size: the map's (and the images') side in voxels.
+        voxel_size: the map's voxel size, the unit of the line integral. Default value: 1.0.
+        shifts: [B, 2] moves (x, y) in pixels, out(r) = in(r - s), applied as a phase ramp;
+            None for none. Default value: None.
+    """
+    slices = slice_spectrum(spectrum, rotations, size)
+    if shifts is not None:
+        slices = phase_shift(slices, shifts)
+    return spectra_to_images(slices) * voxel_size
+
+
+def phase_shift(spectra: tf.Tensor, shifts) -> tf.Tensor:
+    """Centred spectra [B, P, P] of images moved by `shifts` [B, 2] (x, y) pixels: out(r) = in(r - s)."""
+    size = int(spectra.shape[-1])
+    k = tf.constant((np.arange(size) - size // 2) / size, tf.float32)
+    shifts = tf.cast(shifts, tf.float32)
+    phase = (
+        -2.0
+        * np.pi
+        * (k[None, None, :] * shifts[:, 0, None, None] + k[None, :, None] * shifts[:, 1, None, None])
+    )
+    return spectra * tf.exp(tf.complex(tf.zeros_like(phase), phase))
 
 
 def project_real_space(volume, rotations, voxel_size: float = 1.0) -> tf.Tensor:

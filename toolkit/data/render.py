@@ -1,5 +1,8 @@
 """Parallel-beam projections ("shadows") of blob samples, batched and graph-safe.
 
+`project_sample` and `sample_volume` serve every kind of sample: blobs through the exact
+renderer below, maps (`toolkit.data.map_sample`) through the Fourier projector.
+
 A blob at c is rotated to c' = R c, and the beam runs along +z, so the shadow is the
 line integral of the density along z at each pixel centre (x, y). An isotropic 3D
 Gaussian projects to the 2D Gaussian of the same mass, and a 2D isotropic Gaussian is
@@ -14,6 +17,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from toolkit.data import projector
+from toolkit.data.map_sample import MapSample
 from toolkit.data.objects import BlobSample
 
 SampleLike = BlobSample | tuple
@@ -170,3 +175,34 @@ def render_volume(sample: BlobSample, voxels: int, extent: float) -> np.ndarray:
     weights = sample.weights.astype(np.float64)
     density = np.einsum("k,kz,ky,kx->zyx", weights, z, y, x, optimize=True)
     return density.astype(np.float32)
+
+
+def _check_map(sample: MapSample, size: int) -> None:
+    if sample.volume.shape[0] != size:
+        raise ValueError(
+            f"the map is {sample.volume.shape[0]} voxels a side, the images {size}; "
+            "resample it first with MapSample.on_grid"
+        )
+
+
+def project_sample(sample, rotations, image_size: int, extent: float, translations=None) -> tf.Tensor:
+    """Shadows of a blob sample (`render_shadows`) or of a map on the images' grid (Fourier slice).
+
+    The arguments are those of `render_shadows`; a map must have `image_size` voxels a side.
+    """
+    if not isinstance(sample, MapSample):
+        return render_shadows(sample, rotations, image_size, extent, translations)
+    _check_grid(image_size, extent)
+    _check_map(sample, image_size)
+    shifts = (
+        None if translations is None else tf.cast(translations, tf.float32) / pixel_size(image_size, extent)
+    )
+    return projector.project_spectrum(sample.spectrum, rotations, image_size, sample.voxel_size, shifts)
+
+
+def sample_volume(sample, voxels: int, extent: float) -> np.ndarray:
+    """The density of a blob sample (`render_volume`) or a map on the images' grid, float32 [z, y, x]."""
+    if not isinstance(sample, MapSample):
+        return render_volume(sample, voxels, extent)
+    _check_map(sample, voxels)
+    return np.array(sample.volume)

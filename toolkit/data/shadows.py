@@ -14,8 +14,9 @@ import tensorflow as tf
 
 from toolkit import geometry
 from toolkit.data.ctf import apply_ctf, ctf_2d
+from toolkit.data.map_sample import MapSample
 from toolkit.data.objects import BlobSample
-from toolkit.data.render import render_shadows
+from toolkit.data.render import project_sample
 from toolkit.geometry.representations import orientation_features
 
 TRAIN_STREAM, VALIDATION_STREAM, SCALE_STREAM, SIMULATE_STREAM = 1, 2, 3, 4
@@ -94,7 +95,7 @@ class ShadowData:
     views), so shadows lie roughly in [0, 1] whatever the sample's units.
     """
 
-    sample: BlobSample
+    sample: BlobSample | MapSample
     image_size: int
     extent: float
     sequence_length: int
@@ -116,7 +117,7 @@ class ShadowData:
             tf.random.stateless_normal([1024, 4], seed=batch_seed(data.seed, SCALE_STREAM, 0))
         )
         peak = max(  # in chunks: an atomic model has thousands of blobs
-            float(tf.reduce_max(render_shadows(data.sample, chunk, data.image_size, data.extent)))
+            float(tf.reduce_max(project_sample(data.sample, chunk, data.image_size, data.extent)))
             for chunk in tf.split(views, 8)
         )
         return cls(**{**kwargs, "intensity_scale": peak})
@@ -139,7 +140,7 @@ class ShadowData:
             )
             translations = shifts * (2.0 * self.extent / self.image_size)  # pixels to sample units
             extra["shifts"] = tf.reshape(shifts, shape + [2])
-        images = render_shadows(self.sample, rotations, self.image_size, self.extent, translations)
+        images = project_sample(self.sample, rotations, self.image_size, self.extent, translations)
         images = images / self.intensity_scale
         if self.ctf is not None:
             defocus = self.ctf.defocus(count, tf.random.experimental.stateless_fold_in(seed, CTF_DRAW))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from toolkit.data.atomic_model import SCATTERING, atomic_model
+from toolkit.data.map_sample import map_sample
 from toolkit.data.objects import gaussian_blobs, letter_f
 from toolkit.geometry.representations import REPRESENTATION_WIDTHS
 from toolkit.layers import LSTMSampler, OrientationHead, ProjectionDecoder, RotationConditionedEncoder
@@ -66,9 +67,20 @@ SAMPLES = {
         },
         build=atomic_model,
     ),
+    "map": Component(
+        "A density map (MRC, voxel size from its header) resampled to the detector's grid and "
+        "projected by the Fourier projector, in Angstrom; the field is data.image_size * data.pixel_size.",
+        {
+            "path": Field("str", REQUIRED, "the MRC map (relative to the working folder), a cubic box"),
+            "threshold": Field(
+                "float", None, "voxels below it are set to zero; null keeps all", nullable=True
+            ),
+        },
+        build=map_sample,
+    ),
 }
 
-SAMPLES_IN_ANGSTROM = ("atomic_model",)  # their field follows from the pixel size
+SAMPLES_IN_ANGSTROM = ("atomic_model", "map")  # their field follows from the pixel size
 
 ORIENTATIONS = {
     "haar": Component("Uniform on SO(3) (Haar measure): uniform unit quaternions."),

@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from toolkit.data.ctf import ctf_2d
-from toolkit.data.projector import gridding_correction, images_to_spectra, insert_slices
+from toolkit.data.projector import gridding_correction, images_to_spectra, insert_slices, phase_shift
 
 PAD = 2
 
@@ -72,19 +72,6 @@ class Microscope:
                 b_factor=pick(self.b_factor)[members],
             ).numpy()
         return tf.signal.fftshift(tf.constant(out), axes=[-2, -1])
-
-
-def phase_shift(spectra: tf.Tensor, shifts) -> tf.Tensor:
-    """Centred spectra [B, P, P] of images moved by `shifts` [B, 2] (x, y) pixels: out(r) = in(r - s)."""
-    size = int(spectra.shape[-1])
-    k = tf.constant((np.arange(size) - size // 2) / size, tf.float32)
-    shifts = tf.cast(shifts, tf.float32)
-    phase = (
-        -2.0
-        * np.pi
-        * (k[None, None, :] * shifts[:, 0, None, None] + k[None, :, None] * shifts[:, 1, None, None])
-    )
-    return spectra * tf.exp(tf.complex(tf.zeros_like(phase), phase))
 
 
 class Accumulator:

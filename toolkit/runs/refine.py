@@ -79,8 +79,8 @@ def load_reference(path: Path, size: int, pixel_size: float):
 
 
 def recipe_reference(path: Path, size: int) -> RenderedReference:
-    """The recipe's sample through the exact renderer, divided by the intensity scale its data uses."""
-    from toolkit.data.render import render_shadows
+    """The recipe's sample (blobs exactly, a map by Fourier slices) over its data's intensity scale."""
+    from toolkit.data.render import project_sample
     from toolkit.recipes.loader import load_recipe
     from toolkit.recipes.registry import source_for
 
@@ -96,7 +96,7 @@ def recipe_reference(path: Path, size: int) -> RenderedReference:
         )
 
     def render(poses):
-        return render_shadows(data.sample, poses, size, data.extent) / data.intensity_scale
+        return project_sample(data.sample, poses, size, data.extent) / data.intensity_scale
 
     return RenderedReference(render, size)
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 
 from toolkit.data.atomic_model import resolve_path
-from toolkit.data.render import render_volume
+from toolkit.data.render import sample_volume
 from toolkit.data.shadows import SIMULATE_STREAM, CTFDraws, OrientationSampler, ShadowData
 from toolkit.data.sources.base import DataBundle, DataShapes, DataSource, OrientationCondition
 from toolkit.geometry.representations import REPRESENTATION_WIDTHS
@@ -67,10 +68,13 @@ class ShadowSource(DataSource):
                     f"data.extent: the {sample['type']} sample is in Angstrom, so its field is "
                     "data.image_size * data.pixel_size; remove data.extent (set data.pixel_size instead)"
                 )
-            try:
-                resolve_path(sample["path"])
-            except (FileNotFoundError, ImportError) as error:
-                errors.append(f"data.sample.path: {error}")
+            if sample["type"] == "atomic_model":
+                try:
+                    resolve_path(sample["path"])
+                except (FileNotFoundError, ImportError) as error:
+                    errors.append(f"data.sample.path: {error}")
+            elif not Path(sample["path"]).is_file():
+                errors.append(f"data.sample.path: {sample['path']}: file not found; give an MRC map")
         return errors
 
     def shadow_data(self, condition=None, measured=None) -> ShadowData:
@@ -80,7 +84,7 @@ class ShadowSource(DataSource):
         extent = DEFAULT_EXTENT if spec["extent"] is None else spec["extent"]
         if sample.angstrom:  # the detector is image_size pixels of pixel_size Angstrom
             extent = spec["image_size"] * spec["pixel_size"] / 2
-            sample = sample.widened_to(spec["pixel_size"])
+            sample = sample.on_grid(spec["image_size"], spec["pixel_size"])
         settings = dict(
             sample=sample,
             image_size=spec["image_size"],
@@ -128,4 +132,4 @@ class ShadowSource(DataSource):
 def truth_map(source: ShadowData) -> np.ndarray:
     """The sample's density on the images' grid, scaled so that its sum along z is a clean shadow."""
     voxel = 2.0 * source.extent / source.image_size
-    return render_volume(source.sample, source.image_size, source.extent) * (voxel / source.intensity_scale)
+    return sample_volume(source.sample, source.image_size, source.extent) * (voxel / source.intensity_scale)
