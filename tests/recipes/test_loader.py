@@ -109,7 +109,8 @@ def test_malformed_recipe_names_key_path(tmp_path, data, expected):
 def test_a_misspelt_type_is_named_beside_the_missing_type(tmp_path):
     errors = errors_of(write(tmp_path, {**F_SHADOW, "data": {"tpye": "shadows"}}))
     assert errors == [
-        "data.tpye: unknown key (did you mean 'type'?); data.type: missing, expected one of shadows, mnist"
+        "data.tpye: unknown key (did you mean 'type'?); "
+        "data.type: missing, expected one of shadows, particles, mnist"
     ]
 
 

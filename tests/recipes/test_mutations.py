@@ -241,10 +241,35 @@ def dump(raw: dict) -> str:
     return yaml.dump(raw, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False)
 
 
+def required_files() -> dict[str, dict]:
+    """The files the types that read them require (a map, a particle STAR file), written once."""
+    import numpy as np
+
+    from toolkit.io.mrc import write_map, write_stack
+    from toolkit.io.particles import write_particles
+
+    folder = Path(tempfile.mkdtemp(prefix="mutations-"))
+    volume = np.zeros((16, 16, 16), np.float32)
+    volume[6:10, 5:11, 7:9] = 1.0
+    write_map(folder / "map.mrc", volume, 4.0)
+    images = np.random.default_rng(0).normal(size=(12, 16, 16)).astype(np.float32)
+    write_stack(folder / "particles.mrcs", images, 4.0)
+    angles = np.random.default_rng(1).uniform(0, 180, (12, 3))
+    ctf = {"defocus_u": 10000.0, "defocus_v": 9000.0, "defocus_angle": 30.0, "voltage": 300.0}
+    ctf.update(spherical_aberration=2.7, amplitude_contrast=0.1)
+    names = [f"{i + 1:06d}@particles.mrcs" for i in range(12)]
+    write_particles(folder / "particles.star", names, 4.0, 16, angles=angles, ctf=ctf)
+    return {"map": {"path": str(folder / "map.mrc")}, "particles": {"star": str(folder / "particles.star")}}
+
+
+#: Types with a required file get their variants (and mutations) in the first recipe that takes them.
+REQUIRED = required_files()
+
+
 def generate() -> list[Mutation]:
     shipped = {path: (raw_file(path), load_recipe(path)) for path in RECIPES}
     out = [m for path, (raw, resolved) in shipped.items() for m in mutations_of(path.stem, raw, resolved)]
-    covered = {m.field for m in out}
+    covered, once = {m.field for m in out}, set()
     with tempfile.TemporaryDirectory() as directory:
         for recipe_path, (raw, resolved) in shipped.items():
             name = recipe_path.stem
@@ -253,12 +278,14 @@ def generate() -> list[Mutation]:
                 if spec is None or spec.kind != "component" or not isinstance(value, dict):
                     continue
                 for other in spec.registry:
-                    if other == value["type"]:
+                    if other == value["type"] or other in once:
                         continue
-                    variant = changed(raw, resolved, path, {"type": other})
+                    variant = changed(raw, resolved, path, {"type": other, **REQUIRED.get(other, {})})
                     validated = loaded(variant, Path(directory))
                     if validated is None:  # refused by a cross-check, e.g. a Dense sampler of sequences
                         continue
+                    if other in REQUIRED:
+                        once.add(other)
                     label = f"{name}+{dotted(path)}={other}"
                     out.append(Mutation(f"{label}:variant", variant, dotted(path), "", "variant", None))
                     out += mutations_of(label, variant, validated, covered)

@@ -48,7 +48,7 @@ def test_export_renders_no_training_data(tiny_run, tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a shadow was rendered")
 
-    monkeypatch.setattr(toolkit.data.shadows, "render_shadows", refuse)
+    monkeypatch.setattr(toolkit.data.shadows, "project_sample", refuse)
     loaded = load_run(tiny_run)
     assert loaded.data is None and loaded.step == 2
     assert export_saved_model(loaded.task, loaded.model, loaded.shapes, tmp_path / "export") == [

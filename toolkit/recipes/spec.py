@@ -154,6 +154,50 @@ DATA = {
             "seed": seed_field("seed of the orientations, CTF, shifts and noise"),
         },
     ),
+    "particles": Component(
+        "Particles of a RELION STAR file and its MRC stacks, memory-mapped and streamed.",
+        build="toolkit.data.sources.particles:ParticleSource",
+        fields={
+            "star": Field("str", REQUIRED, "the particle STAR file, with poses (_rlnAngleRot, Tilt, Psi)"),
+            "stack_root": Field(
+                "str",
+                None,
+                "folder the image names are relative to; null: the STAR file's folder or a parent",
+                nullable=True,
+            ),
+            "image_size": Field(
+                "int",
+                None,
+                "Fourier-crop the particles to this box (the pixel grows alike); null: the stacks' box",
+                minimum=2,
+                nullable=True,
+            ),
+            "invert_contrast": Field(
+                "bool", False, "negate the particles (dark particles on a light background)"
+            ),
+            "normalize": Field(
+                "bool", True, "zero mean and unit variance of each particle's background, as RELION"
+            ),
+            "background_diameter": Field(
+                "float",
+                0.75,
+                "the background lies outside a circle this fraction of the box wide (RELION: 0.75)",
+                minimum=0.0,
+                exclusive_minimum=True,
+                maximum=1.0,
+            ),
+            "ctf": Field(
+                "str",
+                "phase_flip",
+                "phase_flip: multiply each particle's transform by the sign of its CTF; none: leave it",
+                choices=("phase_flip", "none"),
+            ),
+            "validation_size": positive_int(
+                512, "particles held out for validation, at random (at most half)"
+            ),
+            "seed": seed_field("seed of the held-out split and of the shuffling"),
+        },
+    ),
     "mnist": Component(
         "MNIST digits: 5,000 built in (offline), or the full 70,000 from Keras.",
         build="toolkit.data.sources.mnist:MnistSource",

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from toolkit.data.sources.particles import prepare_like_training
 from toolkit.errors import RunError
 from toolkit.geometry import error_statistics, matrix_to_relion, orientation_errors, relion_to_matrix
 from toolkit.io.mrc import MrcFormatError, read_stack
@@ -98,6 +99,12 @@ def error_summary(true_angles: np.ndarray, rotations: np.ndarray) -> dict:
     return error_statistics(orientation_errors(relion_to_matrix(true_angles.astype(np.float32)), rotations))
 
 
+def _training_preparation(model_path: Path) -> dict | None:
+    """How a run of `data.type: particles` prepared its particles (`data.json`), or None."""
+    shapes = RunDirectory(model_path).read_shapes() if Path(model_path).is_dir() else None
+    return None if shapes is None else shapes.measured.get("preparation")
+
+
 def infer(
     model_path: Path,
     input_path: Path,
@@ -128,12 +135,15 @@ def infer(
         "star": None if particles["star"] is None else particles["star"].take(rows),
     }
     size = int(spec.shape[-2])
-    if particles["images"].shape[1:] != (size, size):
+    images = -particles["images"] if invert_contrast else particles["images"]
+    preparation = _training_preparation(model_path)
+    if preparation is not None:  # a run trained on particle files: prepare these alike
+        images = prepare_like_training(images, particles["star"], preparation, batch_size)
+    if images.shape[1:] != (size, size):
         raise RunError(
             f"{input_path}: images are {'x'.join(map(str, particles['images'].shape[1:]))} pixels, the "
             f"model reads {size}x{size}; give particles made like its training data"
         )
-    images = -particles["images"] if invert_contrast else particles["images"]
     rotations = predict(function, spec, images, batch_size)
     pixel_size = float(particles["pixel_size"][0])
     if not pixel_size > 0:
