@@ -56,9 +56,11 @@ def infer(model, particles, out, batch_size, overwrite, invert_contrast, shard) 
     Writes RELION angles (_rlnAngleRot, _rlnAngleTilt, _rlnAnglePsi); when the input STAR
     holds angles, prints the geodesic error against them.
     """
+    from toolkit.progress import particle_bar
     from toolkit.runs.infer import infer as infer_poses
 
-    summary = infer_poses(model, particles, out, batch_size, overwrite, invert_contrast, shard)
+    with particle_bar("inferring") as advance:
+        summary = infer_poses(model, particles, out, batch_size, overwrite, invert_contrast, shard, advance)
     line = f"{summary['star']}: poses of {summary['particles']} particles"
     if "median_error_deg" in summary:
         line += (

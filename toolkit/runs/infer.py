@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from toolkit.data.sources.particles import prepare_like_training
+from toolkit.data.sources.particles import ParticleStacks, open_stack, prepare_like_training
 from toolkit.errors import RunError
 from toolkit.geometry import error_statistics, matrix_to_relion, orientation_errors, relion_to_matrix
-from toolkit.io.mrc import MrcFormatError, read_stack
+from toolkit.io.mrc import MrcFormatError, read_mrc_header, read_stack
 from toolkit.io.particles import image_name, read_particles, write_particles, write_updated
 from toolkit.io.star import StarFormatError
 from toolkit.runs.directory import RunDirectory
@@ -43,27 +44,43 @@ def load_orientation_signature(path: Path):
     return module, function, spec
 
 
-def read_particle_images(path: Path, out: Path) -> dict:
-    """Images `[N, S, S]`, image names relative to `out`'s folder, pixel sizes, true angles and the
-    STAR file's `Particles` (None for a bare stack)."""
-    path = Path(path)
-    try:
-        if path.suffix.lower() == ".star":
-            particles = read_particles(path)
-            stacks, indices = particles.stack_paths, particles.image_indices
-            images = read_from_stacks(path, stacks, indices)
-            pixel_size, angles, star = particles.pixel_size, particles.angles, particles
-        else:
-            stack = read_stack(path)
-            images, stacks, indices = stack.images, [path] * len(stack.images), np.arange(len(stack.images))
-            pixel_size, angles, star = np.full(len(images), stack.pixel_size), None, None
-    except (MrcFormatError, StarFormatError) as error:
-        raise RunError(str(error)) from None
-    names = [
-        image_name(int(i), os.path.relpath(Path(s).resolve(), Path(out).resolve().parent))
-        for s, i in zip(stacks, indices, strict=True)
-    ]
-    return {"images": images, "names": names, "pixel_size": pixel_size, "angles": angles, "star": star}
+class ParticleImages:
+    """The particles of a STAR file or a bare stack, memory-mapped and read by row.
+
+    Attributes:
+        count: the number of particles.
+        star: the STAR file's `Particles`, or None for a bare stack.
+        pixel_size: float64 [count] Angstrom per pixel (0 where unknown).
+    """
+
+    def __init__(self, path: Path):
+        path = Path(path)
+        try:
+            if path.suffix.lower() == ".star":
+                self.star = read_particles(path)
+                stacks = ParticleStacks(path, self.star.image_names, self.star.image_indices, None)
+                self.read, self.pixel_size, self.paths = stacks.read, self.star.pixel_size, stacks.paths
+            else:
+                self.star, data = None, open_stack(path)
+                self.read = lambda rows: np.array(data[np.asarray(rows)], np.float32)
+                pixel = read_mrc_header(path)
+                size = pixel["cella"][0] / pixel["mx"] if pixel["mx"] > 0 and pixel["cella"][0] > 0 else 0.0
+                self.pixel_size, self.paths = np.full(len(data), size), [path] * len(data)
+        except (MrcFormatError, StarFormatError) as error:
+            raise RunError(str(error)) from None
+        if not self.paths:
+            raise RunError(f"{path}: holds no particles")
+        self.count = len(self.paths)
+
+    def names(self, rows, out: Path) -> list[str]:
+        """Image names of these rows relative to `out`'s folder."""
+        folder = Path(out).resolve().parent
+        return [
+            image_name(int(self._index(i)), os.path.relpath(self.paths[i].resolve(), folder)) for i in rows
+        ]
+
+    def _index(self, row: int) -> int:
+        return row if self.star is None else self.star.image_indices[row]
 
 
 def read_from_stacks(star: Path, stacks: list, indices: np.ndarray) -> np.ndarray:
@@ -113,11 +130,13 @@ def infer(
     overwrite: bool = False,
     invert_contrast: bool = False,
     shard: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Predict the pose of every particle of `input_path` (STAR or MRC/MRCS) and write `out` (STAR).
 
     `invert_contrast` negates the images first, for data whose particles are dark; `shard` ("I/N")
-    takes every N-th particle from the I-th on.
+    takes every N-th particle from the I-th on; `progress(done, total)` is told of each batch.
+    Stacks are memory-mapped and read a batch at a time.
     """
     out = Path(out)
     if out.exists() and not overwrite:
@@ -125,40 +144,41 @@ def infer(
     if batch_size < 1:
         raise RunError(f"--batch-size: expected a positive integer, got {batch_size}")
     _, function, spec = load_orientation_signature(model_path)
-    particles = read_particle_images(input_path, out)
-    rows = shard_rows(shard, len(particles["images"]))
-    particles = {
-        "images": particles["images"][rows],
-        "names": [particles["names"][i] for i in rows],
-        "pixel_size": particles["pixel_size"][rows],
-        "angles": None if particles["angles"] is None else particles["angles"][rows],
-        "star": None if particles["star"] is None else particles["star"].take(rows),
-    }
-    size = int(spec.shape[-2])
-    images = -particles["images"] if invert_contrast else particles["images"]
+    source = ParticleImages(input_path)
+    rows = shard_rows(shard, source.count)
+    star = None if source.star is None else source.star.take(rows)
     preparation = _training_preparation(model_path)
-    if preparation is not None:  # a run trained on particle files: prepare these alike
-        images = prepare_like_training(images, particles["star"], preparation, batch_size)
-    if images.shape[1:] != (size, size):
-        raise RunError(
-            f"{input_path}: images are {'x'.join(map(str, particles['images'].shape[1:]))} pixels, the "
-            f"model reads {size}x{size}; give particles made like its training data"
-        )
-    rotations = predict(function, spec, images, batch_size)
-    pixel_size = float(particles["pixel_size"][0])
+    size, parts = int(spec.shape[-2]), []
+    for start in range(0, len(rows), batch_size):  # memory bounded by a batch, not by the stack
+        images = source.read(rows[start : start + batch_size])
+        images = -images if invert_contrast else images
+        if preparation is not None:  # a run trained on particle files: prepare these alike
+            batch = None if star is None else star.take(np.arange(start, start + len(images)))
+            images = prepare_like_training(images, batch, preparation, batch_size)
+        if images.shape[1:] != (size, size):
+            raise RunError(
+                f"{input_path}: images are {'x'.join(map(str, images.shape[1:]))} pixels, the "
+                f"model reads {size}x{size}; give particles made like its training data"
+            )
+        parts.append(predict(function, spec, images, batch_size))
+        if progress is not None:
+            progress(len(images), len(rows))
+    rotations = np.concatenate(parts) if parts else np.zeros((0, 3, 3), np.float32)
+    pixel_size = float(source.pixel_size[rows[0]]) if len(rows) else 0.0
     if not pixel_size > 0:
         log.warning(f"{input_path}: no pixel size given; writing 1.0 Angstrom/pixel")
         pixel_size = 1.0
     angles = matrix_to_relion(rotations).numpy().astype(np.float64)
     try:
-        if particles["star"] is not None:  # keep every column and optics group of the input
+        if star is not None:  # keep every column and optics group of the input
             columns = dict(zip(("rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi"), angles.T, strict=True))
-            write_updated(input_path, particles["star"], out, columns, overwrite)
+            write_updated(input_path, star, out, columns, overwrite)
         else:
-            write_particles(out, particles["names"], pixel_size, size, angles=angles, overwrite=overwrite)
+            names = source.names(rows, out)
+            write_particles(out, names, pixel_size, size, angles=angles, overwrite=overwrite)
     except OSError as error:
         raise RunError(f"{out}: cannot write ({error.strerror or error})") from None
     summary = {"particles": len(rotations), "star": str(out)}
-    if particles["angles"] is not None:
-        summary.update(error_summary(particles["angles"], rotations))
+    if star is not None and star.angles is not None:
+        summary.update(error_summary(star.angles, rotations))
     return summary

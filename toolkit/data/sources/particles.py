@@ -50,6 +50,19 @@ def resolve_stack(star: Path, name: str, stack_root: str | None, row: int) -> Pa
     raise RunError(f"{star}: row {row + 1}: stack {name} not found (tried {tried}); set data.stack_root")
 
 
+def open_stack(path: Path) -> np.ndarray:
+    """The images [N, S, S] of an MRC stack, memory-mapped by mrcfile (read on access)."""
+    try:
+        mrc = mrcfile.mmap(path, mode="r", permissive=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise RunError(f"{path}: not a valid MRC stack ({' '.join(str(error).split())})") from None
+    data = mrc.data
+    if data is None or data.ndim not in (2, 3) or data.shape[-1] != data.shape[-2]:
+        shape = None if data is None else data.shape
+        raise RunError(f"{path}: holds data of shape {shape}, not a stack of square images")
+    return data[None] if data.ndim == 2 else data
+
+
 class ParticleStacks:
     """The images of a STAR file's particles, memory-mapped, read by row."""
 
@@ -60,8 +73,9 @@ class ParticleStacks:
         for row, name in enumerate(names):
             if name not in paths:
                 paths[name] = resolve_stack(star, name, stack_root, row)
-                self.maps[name] = self._open(paths[name])
+                self.maps[name] = open_stack(paths[name])
         self.stack_of = names
+        self.paths = [paths[name] for name in names]
         shapes = {m.shape[1:] for m in self.maps.values()}
         if len(shapes) > 1:
             found = ", ".join(
@@ -76,18 +90,6 @@ class ParticleStacks:
                     f"{star}: row {row + 1}: image {index + 1}@{name} is past the end of its stack "
                     f"of {count} images"
                 )
-
-    @staticmethod
-    def _open(path: Path) -> np.ndarray:
-        try:
-            mrc = mrcfile.mmap(path, mode="r", permissive=False)
-        except (OSError, ValueError, EOFError) as error:
-            raise RunError(f"{path}: not a valid MRC stack ({' '.join(str(error).split())})") from None
-        data = mrc.data
-        if data is None or data.ndim not in (2, 3) or data.shape[-1] != data.shape[-2]:
-            shape = None if data is None else data.shape
-            raise RunError(f"{path}: holds data of shape {shape}, not a stack of square images")
-        return data[None] if data.ndim == 2 else data
 
     def read(self, rows) -> np.ndarray:
         """float32 [len(rows), S, S] images of these rows, in their order."""
