@@ -27,9 +27,11 @@ def simulate(recipe, count, overrides, out, overwrite) -> None:
     sign (no contrast inversion needed), rlnOriginXAngst/YAngst centre each particle. Symmetry is C1.
     """
     from toolkit.data.simulate import simulate as simulate_particles
+    from toolkit.progress import particle_bar
     from toolkit.recipes.loader import load_recipe
 
-    summary = simulate_particles(load_recipe(recipe, overrides), count, out, overwrite)
+    with particle_bar("simulating") as advance:
+        summary = simulate_particles(load_recipe(recipe, overrides), count, out, overwrite, advance)
     click.echo(
         f"{summary['stack']}: {summary['particles']} particles at {summary['pixel_size']} A/pixel; "
         f"poses in {summary['star']}; the true map in {summary['truth']}; a preview in particles.png"

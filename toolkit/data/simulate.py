@@ -12,13 +12,14 @@ pixel size, scaled so that its projections are the clean particles.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from toolkit.errors import RunError
 from toolkit.geometry import matrix_to_relion
-from toolkit.io.mrc import write_map, write_stack
+from toolkit.io.mrc import write_map, write_stack_chunks
 from toolkit.io.particles import image_name, write_particles
 
 STACK_NAME, STAR_NAME, PREVIEW_NAME, TRUTH_NAME = (
@@ -29,8 +30,18 @@ STACK_NAME, STAR_NAME, PREVIEW_NAME, TRUTH_NAME = (
 )
 
 
-def simulate(recipe: dict, count: int, out: Path, overwrite: bool = False) -> dict:
-    """Write `count` particles (particles.mrcs, particles.star) and truth.mrc to `out`; returns a summary."""
+def simulate(
+    recipe: dict,
+    count: int,
+    out: Path,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Write `count` particles (particles.mrcs, particles.star) and truth.mrc to `out`; returns a summary.
+
+    The particles are drawn and written a chunk at a time, so memory is bounded by a chunk, not
+    by `count`; `progress(done, total)` is told of each chunk. Each file appears only when complete.
+    """
     from toolkit.recipes.registry import source_for, task_for
 
     if count < 1:
@@ -46,11 +57,24 @@ def simulate(recipe: dict, count: int, out: Path, overwrite: bool = False) -> di
     except OSError as error:
         raise RunError(f"{out}: cannot create the output folder ({error.strerror or error})") from None
 
-    spec = recipe["data"]
+    spec, kept = recipe["data"], []
+
+    def images():  # the stack's images; the rest of each chunk is kept for the STAR file
+        for chunk in particles["chunks"]:
+            kept.append({key: value for key, value in chunk.items() if key != "images"})
+            if len(kept) == 1:
+                draw_preview(chunk["images"], preview)
+            if progress is not None:
+                progress(len(chunk["images"]), count)
+            yield chunk["images"]
+
+    size = spec["image_size"]
+    write_stack_chunks(stack, images(), count, (size, size), spec["pixel_size"], overwrite=overwrite)
+    drawn = {key: None if kept[0][key] is None else np.concatenate([k[key] for k in kept]) for key in kept[0]}
     ctf = None
-    if particles["defocus"] is not None:
+    if drawn["defocus"] is not None:
         microscope = spec["ctf"]
-        u, v, angle = particles["defocus"].T.astype(np.float64)
+        u, v, angle = drawn["defocus"].T.astype(np.float64)
         ctf = {
             "defocus_u": u,
             "defocus_v": v,
@@ -62,22 +86,20 @@ def simulate(recipe: dict, count: int, out: Path, overwrite: bool = False) -> di
             "b_factor": microscope["b_factor"],
         }
     origins = None
-    if particles["shifts"] is not None:
-        origins = -particles["shifts"].astype(np.float64) * spec["pixel_size"]
-    angles = matrix_to_relion(particles["rotations"]).numpy().astype(np.float64)
-    write_stack(stack, particles["images"], spec["pixel_size"], overwrite=overwrite)
+    if drawn["shifts"] is not None:
+        origins = -drawn["shifts"].astype(np.float64) * spec["pixel_size"]
+    angles = matrix_to_relion(drawn["rotations"]).numpy().astype(np.float64)
     write_particles(
         star,
         [image_name(i, STACK_NAME) for i in range(count)],
         spec["pixel_size"],
-        spec["image_size"],
+        size,
         angles=angles,
         ctf=ctf,
         origins=origins,
         overwrite=overwrite,
     )
     write_map(truth, particles["truth"], spec["pixel_size"], overwrite=overwrite)
-    draw_preview(particles["images"], preview)
     return {
         "particles": count,
         "stack": str(stack),

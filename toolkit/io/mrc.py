@@ -232,8 +232,22 @@ def write_stack(path: str | os.PathLike, images, pixel_size: float, overwrite: b
         ValueError: `images` is not a finite real 2D/3D array, or `pixel_size` is not a
             finite number > 0.
     """
-    path = Path(path)
     data = _checked_images(images)
+    return write_stack_chunks(path, [data], len(data), data.shape[1:], pixel_size, overwrite)
+
+
+def write_stack_chunks(
+    path: str | os.PathLike, chunks: Iterable, count: int, shape, pixel_size: float, overwrite: bool = False
+) -> Path:
+    """`write_stack` of images that arrive in chunks `[n, H, W]`, `count` in all, holding one chunk at a time.
+
+    The header is written first with the count, rewritten at the end with the statistics of all
+    images; the file appears only when complete (atomically), so an interrupted write leaves none.
+
+    Raises:
+        As `write_stack`, and ValueError when the chunks hold other than `count` images of `shape`.
+    """
+    path = Path(path)
     try:
         size = float(pixel_size)
     except (TypeError, ValueError):
@@ -243,23 +257,40 @@ def write_stack(path: str | os.PathLike, images, pixel_size: float, overwrite: b
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path}: file exists; pass overwrite=True to replace it")
 
-    n, height, width = data.shape
+    height, width = (int(n) for n in shape)
     header = np.zeros((), _header_dtype("<"))
-    header["nx"], header["ny"], header["nz"], header["mode"] = width, height, n, 2
+    header["nx"], header["ny"], header["nz"], header["mode"] = width, height, count, 2
     header["mx"], header["my"], header["mz"] = width, height, 1  # mz = 1: an image stack
     header["cella"] = (width * size, height * size, size)
     header["cellb"] = (90.0, 90.0, 90.0)
     header["mapc"], header["mapr"], header["maps"] = 1, 2, 3
-    header["dmin"], header["dmax"] = data.min(), data.max()
-    header["dmean"], header["rms"] = data.mean(dtype=np.float64), data.std(dtype=np.float64)
     header["ispg"], header["nversion"] = 0, 20140
     header["map"], header["machst"] = b"MAP ", (0x44, 0x44, 0, 0)
     header["nlabl"], header["label"][0] = 1, b"toolkit write_stack"
 
     def write(temporary: Path) -> None:
+        written, low, high, total, squares = 0, np.inf, -np.inf, 0.0, 0.0
         with open(temporary, "xb") as handle:
             handle.write(header.tobytes())
-            handle.write(memoryview(data).cast("B"))
+            for chunk in chunks:
+                data = _checked_images(chunk)
+                if data.shape[1:] != (height, width) or written + len(data) > count:
+                    raise ValueError(
+                        f"{path}: a chunk of {data.shape} after {written} images does not fit "
+                        f"{count} images of {height}x{width}"
+                    )
+                handle.write(memoryview(data).cast("B"))
+                written += len(data)
+                low, high = min(low, float(data.min())), max(high, float(data.max()))
+                total += float(data.sum(dtype=np.float64))
+                squares += float(np.square(data, dtype=np.float64).sum())
+            if written != count:
+                raise ValueError(f"{path}: got {written} images, expected {count}")
+            mean = total / (count * height * width)
+            header["dmin"], header["dmax"], header["dmean"] = low, high, mean
+            header["rms"] = np.sqrt(max(squares / (count * height * width) - mean**2, 0.0))
+            handle.seek(0)
+            handle.write(header.tobytes())
 
     return replace_atomically(path, write)
 

@@ -146,10 +146,11 @@ class DataSource:
     def draw_particles(self, count: int, condition: OrientationCondition | None = None) -> dict:
         """`count` new single images for `toolkit simulate`, never seen in training or validation.
 
-        Returns `images` `[N, S, S]`, `rotations` `[N, 3, 3]`, `defocus` `[N, 3]` (or `None`
-        without a CTF), `shifts` `[N, 2]` (where each particle's centre lies, in pixels; or `None`)
-        and `truth`, the sample's map `[S, S, S]` (z y x) whose projections are the clean images.
-        A source that cannot draw new images raises `RunError`.
+        Returns `chunks`, an iterator of consecutive particles drawn as it is read (so memory holds
+        one chunk, whatever `count`), each a dict of `images` `[n, S, S]`, `rotations` `[n, 3, 3]`,
+        `defocus` `[n, 3]` (or `None` without a CTF) and `shifts` `[n, 2]` (where each particle's
+        centre lies, in pixels; or `None`); and `truth`, the sample's map `[S, S, S]` (z y x) whose
+        projections are the clean images. A source that cannot draw new images raises `RunError`.
         """
         from toolkit.errors import RunError
 

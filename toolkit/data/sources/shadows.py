@@ -14,6 +14,7 @@ from toolkit.data.sources.base import DataBundle, DataShapes, DataSource, Orient
 from toolkit.geometry.representations import REPRESENTATION_WIDTHS
 from toolkit.recipes.spec import SAMPLES, SAMPLES_IN_ANGSTROM
 
+DRAW_BATCH = 256  # sequences per batch of `ShadowData.draw`, so chunks repeat its particles
 DEFAULT_EXTENT = 0.75  # half the field, in the units of the F and the random blobs
 
 
@@ -114,19 +115,22 @@ class ShadowSource(DataSource):
 
     def draw_particles(self, count, condition=None) -> dict:
         source = self.shadow_data(condition)
-        drawn = source.draw(math.ceil(count / source.sequence_length), SIMULATE_STREAM)
-        size = source.image_size
+        sequences, size = math.ceil(count / source.sequence_length), source.image_size
 
-        def flat(key, item_shape):
-            return np.reshape(drawn[key], (-1, *item_shape))[:count] if key in drawn else None
+        shapes = {"images": (size, size), "rotations": (3, 3), "defocus": (3,), "shifts": (2,)}
 
-        return {
-            "images": flat("images", (size, size)),
-            "rotations": flat("rotations", (3, 3)),
-            "defocus": flat("defocus", (3,)),
-            "shifts": flat("shifts", (2,)),
-            "truth": truth_map(source),
-        }
+        def chunks():  # the batches of `ShadowData.draw`, one at a time
+            left = count
+            for start in range(0, sequences, DRAW_BATCH):
+                drawn = source.batch(min(DRAW_BATCH, sequences - start), SIMULATE_STREAM, start // DRAW_BATCH)
+                take = min(left, int(drawn["images"].shape[0]) * source.sequence_length)
+                left -= take
+                yield {
+                    key: np.reshape(drawn[key].numpy(), (-1, *shape))[:take] if key in drawn else None
+                    for key, shape in shapes.items()
+                }
+
+        return {"chunks": chunks(), "truth": truth_map(source)}
 
 
 def truth_map(source: ShadowData) -> np.ndarray:
