@@ -405,3 +405,42 @@ def test_the_cryoem_recipe_trains_on_ctf_modulated_noisy_shadows(tmp_path, recip
     assert np.all(defocus[:, 0] - defocus[:, 1] <= 300 + 1e-3)
     summary = run(recipe, tiny_f_orientation[1], tmp_path / "run", quiet=True)
     assert summary["steps"] == 2 and np.isfinite(summary["val_median_error_deg"])
+
+
+def _peak_rss_anon_mib(args) -> float:
+    """Peak anonymous memory of a child process (a memory map's page cache is not counted)."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    process = subprocess.Popen([sys.executable, "-m", "toolkit", *map(str, args)], stdout=subprocess.DEVNULL)
+    peak = 0
+    while process.poll() is None:
+        try:
+            status = Path(f"/proc/{process.pid}/status").read_text().splitlines()
+            peak = max(peak, next(int(line.split()[1]) for line in status if line.startswith("RssAnon:")))
+        except (FileNotFoundError, StopIteration, ProcessLookupError):
+            pass
+        time.sleep(0.05)
+    assert process.returncode == 0
+    return peak / 1024
+
+
+@pytest.mark.skipif(not __import__("pathlib").Path("/proc/self/status").exists(), reason="needs /proc")
+def test_infer_memory_is_bounded_by_a_batch_not_by_the_stack(tmp_path, orientation_run):
+    from toolkit.io.mrc import write_stack_chunks
+
+    # 512 MB of 16x16 images; every 64th is read, so the run stays short while the stack is large.
+    count, chunk = 2**19, np.zeros((2**15, 16, 16), np.float32)
+    write_stack_chunks(
+        tmp_path / "big.mrcs", (chunk for _ in range(count // len(chunk))), count, (16, 16), 2.0
+    )
+    write_stack_chunks(tmp_path / "small.mrcs", [chunk[: count // 64]], count // 64, (16, 16), 2.0)
+    small = _peak_rss_anon_mib(
+        ["infer", orientation_run, tmp_path / "small.mrcs", "--out", tmp_path / "s.star"]
+    )
+    big = _peak_rss_anon_mib(
+        ["infer", orientation_run, tmp_path / "big.mrcs", "--out", tmp_path / "b.star", "--shard", "1/64"]
+    )
+    assert big - small < 128, (small, big)  # reading the whole stack would add 512 MB
