@@ -69,12 +69,11 @@ def _numpy_preparation(images, particles, optics, ctf_reference, size, invert=Fa
     full = images.shape[-1]
     out = -images if invert else images.astype(np.float64)
     if size != full:
-        spectrum = np.fft.fftshift(np.fft.fft2(out), axes=(-2, -1))
+        axes = (-2, -1)  # pixel N // 2 is the origin, before and after
+        spectrum = np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(out, axes=axes)), axes=axes)
         start = full // 2 - size // 2
-        out = np.fft.ifft2(
-            np.fft.ifftshift(spectrum[:, start : start + size, start : start + size], axes=(-2, -1))
-        )
-        out = out.real * (size / full) ** 2
+        window = np.fft.ifftshift(spectrum[:, start : start + size, start : start + size], axes=axes)
+        out = np.fft.fftshift(np.fft.ifft2(window), axes=axes).real * (size / full) ** 2
     r = np.arange(size) - size // 2
     outside = np.hypot(r[None, :], r[:, None]) > 0.75 * size / 2
     background = out[:, outside]
@@ -91,7 +90,7 @@ def _numpy_preparation(images, particles, optics, ctf_reference, size, invert=Fa
     return np.array(flipped)
 
 
-@pytest.mark.parametrize("size", [SIZE, 12], ids=["same box", "Fourier-cropped"])
+@pytest.mark.parametrize("size", [SIZE, 12, 9], ids=["same box", "Fourier-cropped", "cropped to odd"])
 def test_validation_particles_are_prepared_as_numpy_prepares_them(tmp_path, ctf_reference, size):
     star, images, particles, optics = _write_project(tmp_path)
     bundle = ParticleSource(_spec(star, image_size=size, validation_size=8)).build()

@@ -40,7 +40,7 @@ class BlobSample:
         weights: blob masses, shape [N], all positive.
         sigma: Gaussian width (standard deviation), same units as `centers`: one float for
             every blob, or one per blob (shape [N]).
-        angstrom: the units are Angstrom (atomic models, maps), so the detector's field follows
+        angstrom: the units are Angstrom (atomic models), so the detector's field follows
             from the pixel size; False for the F and the random blobs, whose units are the
             sample's own. Default value: `False`.
 

@@ -23,6 +23,7 @@ import mrcfile
 import numpy as np
 import tensorflow as tf
 
+from toolkit.data import projector
 from toolkit.data.ctf import ctf_2d, phase_flip
 from toolkit.data.sources.base import DataBundle, DataShapes, DataSource, OrientationCondition
 from toolkit.errors import RunError
@@ -107,15 +108,14 @@ class ParticleStacks:
 
 
 def fourier_crop(images: tf.Tensor, size: int) -> tf.Tensor:
-    """Images [B, S, S] cropped in Fourier space to [B, size, size] (a low-pass, pixel values kept)."""
+    """Images [B, S, S] cropped in Fourier space to [B, size, size] about pixel S // 2 (a low-pass)."""
     full = int(images.shape[-1])
     if size == full:
         return images
-    spectrum = tf.signal.fftshift(tf.signal.fft2d(tf.complex(images, tf.zeros_like(images))), axes=[-2, -1])
+    spectrum = projector.images_to_spectra(images)  # centred: pixel S // 2 is the origin
     start = full // 2 - size // 2
     cropped = spectrum[:, start : start + size, start : start + size]
-    back = tf.signal.ifft2d(tf.signal.ifftshift(cropped, axes=[-2, -1]))
-    return tf.math.real(back) * (size / full) ** 2
+    return projector.spectra_to_images(cropped) * (size / full) ** 2  # pixel values kept
 
 
 def background_mask(size: int, diameter: float) -> np.ndarray:
