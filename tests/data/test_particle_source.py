@@ -200,3 +200,19 @@ def test_a_run_trains_from_particle_files_and_infer_prepares_particles_alike(tmp
     )
     assert result.exit_code == 0, result.output
     assert len(starfile.read(tmp_path / "p.star")["particles"]) == 48
+
+
+def test_stacks_of_different_boxes_are_refused_with_their_sizes(tmp_path):
+    star, _, particles, optics = _write_project(tmp_path)
+    other = tmp_path / "Extract" / "job002" / "other.mrcs"
+    with mrcfile.new(other) as mrc:
+        mrc.set_data(np.zeros((2, 12, 12), np.float32))
+        mrc.voxel_size = 2.0
+    mixed = particles.copy()
+    mixed.loc[0, "rlnImageName"] = "000001@Extract/job002/other.mrcs"
+    starfile.write({"optics": optics, "particles": mixed}, star, overwrite=True)
+    with pytest.raises(
+        RunError,
+        match=r"stacks hold images of different sizes \(.*other.mrcs: 12x12, .*particles.mrcs: 16x16\)",
+    ):
+        ParticleSource(_spec(star)).build()
