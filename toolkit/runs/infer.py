@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from toolkit.data.sources.particles import ParticleStacks, open_stack, prepare_like_training
+from toolkit.data.sources.particles import ParticleStacks, open_stack, training_preparation
 from toolkit.errors import RunError
 from toolkit.geometry import error_statistics, matrix_to_relion, orientation_errors, relion_to_matrix
 from toolkit.io.mrc import MrcFormatError, read_mrc_header, read_stack
@@ -51,6 +51,7 @@ class ParticleImages:
         count: the number of particles.
         star: the STAR file's `Particles`, or None for a bare stack.
         pixel_size: float64 [count] Angstrom per pixel (0 where unknown).
+        size: the images' side in pixels.
     """
 
     def __init__(self, path: Path):
@@ -60,12 +61,14 @@ class ParticleImages:
                 self.star = read_particles(path)
                 stacks = ParticleStacks(path, self.star.image_names, self.star.image_indices, None)
                 self.read, self.pixel_size, self.paths = stacks.read, self.star.pixel_size, stacks.paths
+                self.size = stacks.size
             else:
                 self.star, data = None, open_stack(path)
                 self.read = lambda rows: np.array(data[np.asarray(rows)], np.float32)
                 pixel = read_mrc_header(path)
                 size = pixel["cella"][0] / pixel["mx"] if pixel["mx"] > 0 and pixel["cella"][0] > 0 else 0.0
                 self.pixel_size, self.paths = np.full(len(data), size), [path] * len(data)
+                self.size = int(data.shape[-1])
         except (MrcFormatError, StarFormatError) as error:
             raise RunError(str(error)) from None
         if not self.paths:
@@ -116,7 +119,7 @@ def error_summary(true_angles: np.ndarray, rotations: np.ndarray) -> dict:
     return error_statistics(orientation_errors(relion_to_matrix(true_angles.astype(np.float32)), rotations))
 
 
-def _training_preparation(model_path: Path) -> dict | None:
+def _preparation_record(model_path: Path) -> dict | None:
     """How a run of `data.type: particles` prepared its particles (`data.json`), or None."""
     shapes = RunDirectory(model_path).read_shapes() if Path(model_path).is_dir() else None
     return None if shapes is None else shapes.measured.get("preparation")
@@ -147,14 +150,14 @@ def infer(
     source = ParticleImages(input_path)
     rows = shard_rows(shard, source.count)
     star = None if source.star is None else source.star.take(rows)
-    preparation = _training_preparation(model_path)
+    record = _preparation_record(model_path)  # a run trained on particle files: prepare these alike
+    prepare = None if record is None else training_preparation(record, source.size, star)
     size, parts = int(spec.shape[-2]), []
     for start in range(0, len(rows), batch_size):  # memory bounded by a batch, not by the stack
         images = source.read(rows[start : start + batch_size])
         images = -images if invert_contrast else images
-        if preparation is not None:  # a run trained on particle files: prepare these alike
-            batch = None if star is None else star.take(np.arange(start, start + len(images)))
-            images = prepare_like_training(images, batch, preparation, batch_size)
+        if prepare is not None:
+            images = prepare(images, np.arange(start, start + len(images))).numpy()
         if images.shape[1:] != (size, size):
             raise RunError(
                 f"{input_path}: images are {'x'.join(map(str, images.shape[1:]))} pixels, the "

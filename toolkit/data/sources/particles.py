@@ -17,6 +17,7 @@ relative to `stack_root` when it is set.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import mrcfile
@@ -197,7 +198,7 @@ class ParticleSource(DataSource):
                 f"data.image_size: {size} exceeds the particles' box {stacks.size}; crop, do not pad"
             )
         pixel = float(particles.pixel_size[0]) * stacks.size / size
-        prepare = Preparation(self.spec, stacks.size, size, pixel, particles)
+        prepare = Preparation(self.spec, size, pixel, particles)
         rotations = relion_to_matrix(particles.angles.astype(np.float32)).numpy()
         shifts = None
         if particles.origins is not None:  # the origin centres the particle: its centre lies at -origin
@@ -222,16 +223,19 @@ class ParticleSource(DataSource):
             return out
 
         def train_dataset(batch_size: int, start_batch: int = 0, num_batches: int | None = None):
+            @functools.lru_cache(maxsize=2)  # a batch spans at most two epochs
+            def shuffled(epoch: int) -> np.ndarray:
+                return train_rows[
+                    np.random.default_rng([self.spec["seed"], epoch]).permutation(len(train_rows))
+                ]
+
             def rows_of(index):
                 positions = index * batch_size + np.arange(batch_size)
                 epochs, within = np.divmod(positions, len(train_rows))
                 out = np.empty(batch_size, np.int64)
                 for epoch in np.unique(epochs):
                     chosen = epochs == epoch
-                    shuffled = train_rows[
-                        np.random.default_rng([self.spec["seed"], int(epoch)]).permutation(len(train_rows))
-                    ]
-                    out[chosen] = shuffled[within[chosen]]
+                    out[chosen] = shuffled(int(epoch))[within[chosen]]
                 return out
 
             def load(index):
@@ -270,30 +274,25 @@ class ParticleSource(DataSource):
         )
 
 
-def prepare_like_training(images: np.ndarray, particles, record: dict, batch_size: int = 256) -> np.ndarray:
-    """Particles [N, S, S] of any box prepared as a run's training particles were (its `record`).
+def training_preparation(record: dict, full: int, particles) -> Preparation:
+    """The `Preparation` a run recorded (`record`), for particles of `full` pixels a side.
 
     `particles` is the STAR file's `Particles` (for the CTF), or None for a bare stack.
     """
     if record["ctf"] == "phase_flip" and (particles is None or particles.ctf is None):
         raise RunError("the run trained on phase-flipped particles: give a STAR file with CTF columns")
-    full, size = images.shape[-1], record["image_size"]
+    size = record["image_size"]
     if full < size:
         raise RunError(f"the particles are {full} pixels, the run trained on {size}; give larger particles")
-    prepare = Preparation(record, full, size, record["pixel_size"], particles)
-    parts = [
-        prepare(images[start : start + batch_size], np.arange(start, min(start + batch_size, len(images))))
-        for start in range(0, len(images), batch_size)
-    ]
-    return np.concatenate([p.numpy() for p in parts]) if parts else images[:, :size, :size]
+    return Preparation(record, size, record["pixel_size"], particles)
 
 
 class Preparation:
     """Invert, crop, normalize and phase-flip particles [B, S, S] (see the module docstring)."""
 
-    def __init__(self, spec: dict, full: int, size: int, pixel: float, particles):
+    def __init__(self, spec: dict, size: int, pixel: float, particles):
         self.invert, self.normalize = spec["invert_contrast"], spec["normalize"]
-        self.diameter, self.full, self.size, self.pixel = spec["background_diameter"], full, size, pixel
+        self.diameter, self.size, self.pixel = spec["background_diameter"], size, pixel
         self.flip = spec["ctf"] == "phase_flip"
         self.mask = tf.constant(background_mask(size, self.diameter))
         if self.flip:
