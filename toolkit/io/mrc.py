@@ -1,19 +1,22 @@
-"""Read and write MRC2014 image stacks (`.mrc`, `.mrcs`) with numpy only, and maps with mrcfile.
+"""Read and write MRC2014 files with mrcfile: image stacks (`.mrc`, `.mrcs`) and 3D maps.
 
 Conventions:
 
-* Data are returned as float32 `[N, ny, nx]`: rows are y, columns are x, exactly the
-  order of `mrcfile.open(path).data` (the `mapc`/`mapr`/`maps` axis fields are ignored,
-  as mrcfile does). A single 2D image gives N = 1; a volume gives its nz sections.
-* The pixel size is `cella.x / mx` in Angstrom, 0.0 when the header does not set it.
+* Stacks are `[N, ny, nx]`: rows are y, columns are x, exactly the order of
+  `mrcfile.open(path).data`. A single 2D image gives N = 1; a volume gives its nz sections.
+* The pixel size is `cella.x / mx` in Angstrom (mrcfile's `voxel_size.x`), 0.0 when unset.
+* Modes 0 (int8, signed as mrcfile reads it), 1, 2, 6 and 12 are read; the complex modes
+  and mode 101 are refused.
+* A file mrcfile refuses only for a missing `MAP ` label or an unknown machine stamp (older
+  writers) is read in mrcfile's permissive mode, which takes the byte order whose mode is
+  valid, with a warning that names the problem.
 * `write_stack` writes the MRC2014 image-stack form: mode 2, little-endian, ispg 0, mz 1.
-* `write_map` and `read_map` handle one 3D map `[z, y, x]` (mode 2, ispg 1) through mrcfile,
-  the reference implementation, which validates the whole file; `read_map` wants a cubic box.
+* `write_map` and `read_map` handle one 3D map `[z, y, x]` (mode 2, ispg 1); `read_map`
+  wants a cubic box.
 
 Example:
 
 >>> import tempfile
->>> from pathlib import Path
 >>> with tempfile.TemporaryDirectory() as folder:
 ...     path = write_stack(Path(folder) / "tiny.mrcs", np.zeros((2, 3, 4)), pixel_size=1.5)
 ...     stack = read_stack(path, indices=[1])
@@ -23,8 +26,10 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import operator
 import os
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,26 +40,12 @@ import numpy as np
 from toolkit.io.atomic import replace_atomically
 
 HEADER_BYTES = 1024
+_SUPPORTED = {0: "int8", 1: "int16", 2: "float32", 6: "uint16", 12: "float16"}
+_SUPPORTED_TEXT = ", ".join(f"{mode} ({name})" for mode, name in _SUPPORTED.items())
+# mrcfile's strict reasons that older but readable files give; anything else stays an error.
+_LENIENT_REASONS = ("Map ID string not found", "Unrecognised machine stamp")
 
-# (name, byte offset, format) of the MRC2014 header words used here.
-_HEADER_FIELDS = [
-    ("nx", 0, "i4"), ("ny", 4, "i4"), ("nz", 8, "i4"), ("mode", 12, "i4"),
-    ("mx", 28, "i4"), ("my", 32, "i4"), ("mz", 36, "i4"),
-    ("cella", 40, "3f4"), ("cellb", 52, "3f4"),
-    ("mapc", 64, "i4"), ("mapr", 68, "i4"), ("maps", 72, "i4"),
-    ("dmin", 76, "f4"), ("dmax", 80, "f4"), ("dmean", 84, "f4"),
-    ("ispg", 88, "i4"), ("nsymbt", 92, "i4"), ("nversion", 108, "i4"),
-    ("map", 208, "S4"), ("machst", 212, "4u1"), ("rms", 216, "f4"),
-    ("nlabl", 220, "i4"), ("label", 224, "10S80"),
-]  # fmt: skip
-
-# Every mode of the specification: (description, bytes per voxel, numpy type if supported).
-_MODES = {
-    0: ("int8", 1, "i1"), 1: ("int16", 2, "i2"), 2: ("float32", 4, "f4"), 3: ("complex int16", 4, None),
-    4: ("complex float32", 8, None), 6: ("uint16", 2, "u2"), 12: ("float16", 2, "f2"),
-    101: ("4-bit packed", 0.5, None),
-}  # fmt: skip
-_SUPPORTED_TEXT = ", ".join(f"{mode} ({name})" for mode, (name, _, code) in _MODES.items() if code)
+log = logging.getLogger("toolkit")
 
 
 class MrcFormatError(ValueError):
@@ -66,7 +57,8 @@ class MrcStack:
     """Images of an MRC file and their pixel size.
 
     Attributes:
-        images: float32 `[N, ny, nx]`; a single 2D image or a volume section list gives N = nz.
+        images: `[N, ny, nx]`: float32 from `read_stack`, the file's own memory map from
+            `open_stack` (read from disk on access).
         pixel_size: Angstrom per pixel along x (`cella.x / mx`); 0.0 when the header has none.
     """
 
@@ -74,76 +66,84 @@ class MrcStack:
     pixel_size: float
 
 
-def _header_dtype(byte_order: str) -> np.dtype:
-    names, offsets, formats = zip(*_HEADER_FIELDS)
-    formats = [byte_order + f for f in formats]
-    return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": HEADER_BYTES})
+def _reason(error: BaseException) -> str:
+    return " ".join(str(error).split())  # mrcfile's reason, on one line
 
 
-def _plausibility(header: np.void, file_size: int) -> int:
-    """2: a known mode, positive sizes and the data fit in the file; 1: all but the fit; 0: neither."""
-    mode, nx, ny, nz, nsymbt = (int(header[k]) for k in ("mode", "nx", "ny", "nz", "nsymbt"))
-    if mode not in _MODES or min(nx, ny, nz) <= 0 or nsymbt < 0:
-        return 0
-    row_bytes = int(np.ceil(nx * _MODES[mode][1]))  # mode 101 pads each row to a whole byte
-    return 2 if HEADER_BYTES + nsymbt + row_bytes * ny * nz <= file_size else 1
-
-
-def read_mrc_header(path: str | os.PathLike) -> dict:
-    """The header fields needed to read an MRC file's data.
-
-    The byte order comes from the machine stamp; when the stamp is missing or unknown (or
-    its header makes no sense), the byte order whose header is plausible is used.
-
-    Args:
-        path: MRC file (any extension).
-
-    Returns:
-        A dict with int `nx`, `ny`, `nz`, `mode`, `mx`, `my`, `mz`, `ispg`, `nsymbt`,
-        `cella` (3 floats, Angstrom), `byte_order` ("<" or ">") and `data_offset` (bytes
-        from the start of the file to the first image: 1024 + nsymbt).
-
-    Raises:
-        MrcFormatError: The file is missing, shorter than the header, not an MRC file, or
-            has non-positive dimensions or a negative extended header size.
-    """
-    path = Path(path)
+def _check_file(path: Path) -> None:
     if path.is_dir():
         raise MrcFormatError(f"{path}: is a directory, not an MRC file")
     if not path.is_file():
         raise MrcFormatError(f"{path}: file not found; check the path")
-    file_size = path.stat().st_size
-    if file_size < HEADER_BYTES:
-        raise MrcFormatError(
-            f"{path}: file is {file_size} bytes, shorter than the {HEADER_BYTES}-byte MRC header"
+    size = path.stat().st_size
+    if size < HEADER_BYTES:
+        raise MrcFormatError(f"{path}: file is {size} bytes, shorter than the {HEADER_BYTES}-byte MRC header")
+
+
+def _header_problem(path: Path, error: ValueError) -> MrcFormatError:
+    """The one-line error of a file whose header mrcfile cannot use, with its dimensions when readable."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        header = mrcfile.open(path, header_only=True, permissive=True).header
+    mode, nx, ny, nz = (int(header[key]) for key in ("mode", "nx", "ny", "nz"))
+    shape = f"nx={nx}, ny={ny}, nz={nz}, mode={mode}"
+    if "Unrecognised mode" in str(error):
+        return MrcFormatError(f"{path}: unsupported MRC mode {mode}; supported modes: {_SUPPORTED_TEXT}")
+    if min(nx, ny, nz) <= 0:
+        return MrcFormatError(f"{path}: non-positive dimensions in the header ({shape}); the file is corrupt")
+    if "greater than file size" in str(error):
+        offset = HEADER_BYTES + int(header.nsymbt)
+        expected = nx * ny * nz * mrcfile.utils.dtype_from_mode(header.mode).itemsize
+        found = max(path.stat().st_size - offset, 0)
+        return MrcFormatError(
+            f"{path}: truncated data: expected {expected} bytes ({nz} x {ny} x {nx}, mode {mode}) after "
+            f"the {offset}-byte header, found {found}; copy or export the file again"
         )
-    with open(path, "rb") as handle:
-        raw = handle.read(HEADER_BYTES)
-    stamp = raw[212:214]
-    stamped = "<" if stamp in (b"\x44\x44", b"\x44\x41") else ">" if stamp == b"\x11\x11" else None
-    preferred = stamped or "<"  # MRC2014 writers are almost all little-endian
-    other = ">" if preferred == "<" else "<"
-    headers = [np.frombuffer(raw, _header_dtype(order))[0] for order in (preferred, other)]
-    scores = [_plausibility(header, file_size) for header in headers]
-    pick = int(scores[1] > scores[0])  # the preferred order wins unless the other is more plausible
-    order, header = (preferred, other)[pick], headers[pick]
-    fields = {k: int(header[k]) for k in ("nx", "ny", "nz", "mode", "mx", "my", "mz", "ispg", "nsymbt")}
-    shape_text = "nx={nx}, ny={ny}, nz={nz}, mode={mode}".format(**fields)
-    if not raw[208:212].startswith(b"MAP") and scores[pick] < 2:
+    return MrcFormatError(f"{path}: not an MRC file ({_reason(error)}; header {shape})")
+
+
+def _memory_map(path: Path):
+    """mrcfile's read-only memory map of `path`, permissive only for the reasons of `_LENIENT_REASONS`."""
+    _check_file(path)
+    try:
+        return mrcfile.mmap(path, mode="r", permissive=False)
+    except ValueError as error:
+        if not str(error).startswith(_LENIENT_REASONS):
+            raise _header_problem(path, error) from None
+        strict = error
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its warnings restate `strict`, logged below once
+        mrc = mrcfile.mmap(path, mode="r", permissive=True)
+    if mrc.data is None or int(mrc.header.mode) not in _SUPPORTED:
+        mrc.close()
         raise MrcFormatError(
-            f"{path}: not an MRC file: no 'MAP ' label at byte 208 and an implausible header "
-            f"({shape_text}, {file_size} bytes)"
+            f"{path}: not an MRC file ({_reason(strict)}), and no byte order gives a readable header"
         )
-    if min(fields["nx"], fields["ny"], fields["nz"]) <= 0:
-        raise MrcFormatError(
-            f"{path}: non-positive dimensions in the header ({shape_text}); the file is corrupt"
-        )
-    if fields["nsymbt"] < 0:
-        raise MrcFormatError(
-            f"{path}: negative extended header size NSYMBT={fields['nsymbt']}; the file is corrupt"
-        )
-    cella = tuple(float(v) for v in header["cella"])
-    return {**fields, "cella": cella, "byte_order": order, "data_offset": HEADER_BYTES + fields["nsymbt"]}
+    order = "big" if mrc.data.dtype.byteorder == ">" else "little"
+    log.warning("%s: %s; read as %s-endian as mrcfile's permissive mode does", path, _reason(strict), order)
+    return mrc
+
+
+def open_stack(path: str | os.PathLike) -> MrcStack:
+    """The images of an MRC file as its read-only memory map `[N, ny, nx]`, validated by mrcfile.
+
+    Raises:
+        MrcFormatError: the file is missing, shorter than the header, not an MRC file, has
+            non-positive dimensions, truncated data or an unsupported (e.g. complex) mode.
+    """
+    path = Path(path)
+    mrc = _memory_map(path)
+    data = mrc.data
+    if data.dtype.kind not in "iuf":
+        mode = int(mrc.header.mode)
+        raise MrcFormatError(f"{path}: unsupported MRC mode {mode}; supported modes: {_SUPPORTED_TEXT}")
+    if data.size == 0:
+        shape = ", ".join(f"{k}={int(mrc.header[k])}" for k in ("nx", "ny", "nz"))
+        raise MrcFormatError(f"{path}: non-positive dimensions in the header ({shape}); the file is corrupt")
+    pixel_size = float(mrc.voxel_size.x)
+    return MrcStack(
+        images=data[None] if data.ndim == 2 else data, pixel_size=pixel_size if pixel_size > 0 else 0.0
+    )
 
 
 def read_stack(path: str | os.PathLike, indices: Iterable[int] | None = None) -> MrcStack:
@@ -160,40 +160,21 @@ def read_stack(path: str | os.PathLike, indices: Iterable[int] | None = None) ->
         1 for a single 2D image), in the order of `indices`.
 
     Raises:
-        MrcFormatError: As `read_mrc_header`, or the mode is unsupported, the data are
-            truncated, or an index is out of range.
+        MrcFormatError: As `open_stack`, or an index is out of range.
     """
-    path = Path(path)
-    header = read_mrc_header(path)
-    mode, nx, ny, nz = header["mode"], header["nx"], header["ny"], header["nz"]
-    if _MODES.get(mode, (0, 0, None))[2] is None:
-        name = f" ({_MODES[mode][0]})" if mode in _MODES else ""
-        raise MrcFormatError(f"{path}: unsupported MRC mode {mode}{name}; supported modes: {_SUPPORTED_TEXT}")
-    dtype = np.dtype(header["byte_order"] + _MODES[mode][2])
-    expected = nx * ny * nz * dtype.itemsize
-    found = path.stat().st_size - header["data_offset"]
-    if found < expected:
+    stack = open_stack(path)
+    data, count = stack.images, len(stack.images)
+    if indices is None:
+        return MrcStack(np.array(data, dtype=np.float32), stack.pixel_size)
+    chosen = np.array([operator.index(i) for i in indices], dtype=np.int64)
+    bad = chosen[(chosen < 0) | (chosen >= count)]
+    if bad.size:
         raise MrcFormatError(
-            f"{path}: truncated data: expected {expected} bytes ({nz} x {ny} x {nx}, mode {mode}) after "
-            f"the {header['data_offset']}-byte header, found {max(found, 0)}; copy or export the file again"
+            f"{path}: section index {bad[0]} is out of range for a stack of {count} images "
+            f"(valid indices are 0 to {count - 1})"
         )
-    data = np.memmap(path, dtype=dtype, mode="r", offset=header["data_offset"], shape=(nz, ny, nx))
-    try:
-        if indices is None:
-            images = np.array(data, dtype=np.float32)
-        else:
-            chosen = np.array([operator.index(i) for i in indices], dtype=np.int64)
-            bad = chosen[(chosen < 0) | (chosen >= nz)]
-            if bad.size:
-                raise MrcFormatError(
-                    f"{path}: section index {bad[0]} is out of range for a stack of {nz} images "
-                    f"(valid indices are 0 to {nz - 1})"
-                )
-            images = np.array(data[chosen], dtype=np.float32).reshape(len(chosen), ny, nx)
-    finally:
-        del data  # release the memory map (and its file handle) now
-    pixel_size = header["cella"][0] / header["mx"] if header["mx"] > 0 and header["cella"][0] > 0 else 0.0
-    return MrcStack(images=images, pixel_size=float(pixel_size))
+    images = np.array(data[chosen], dtype=np.float32).reshape(len(chosen), *data.shape[1:])
+    return MrcStack(images, stack.pixel_size)
 
 
 def _checked_images(images) -> np.ndarray:
@@ -258,20 +239,13 @@ def write_stack_chunks(
         raise FileExistsError(f"{path}: file exists; pass overwrite=True to replace it")
 
     height, width = (int(n) for n in shape)
-    header = np.zeros((), _header_dtype("<"))
-    header["nx"], header["ny"], header["nz"], header["mode"] = width, height, count, 2
-    header["mx"], header["my"], header["mz"] = width, height, 1  # mz = 1: an image stack
-    header["cella"] = (width * size, height * size, size)
-    header["cellb"] = (90.0, 90.0, 90.0)
-    header["mapc"], header["mapr"], header["maps"] = 1, 2, 3
-    header["ispg"], header["nversion"] = 0, 20140
-    header["map"], header["machst"] = b"MAP ", (0x44, 0x44, 0, 0)
-    header["nlabl"], header["label"][0] = 1, b"toolkit write_stack"
 
     def write(temporary: Path) -> None:
         written, low, high, total, squares = 0, np.inf, -np.inf, 0.0, 0.0
-        with open(temporary, "xb") as handle:
-            handle.write(header.tobytes())
+        with mrcfile.new_mmap(temporary, shape=(count, height, width), mrc_mode=2) as mrc:
+            mrc.set_image_stack()  # before voxel_size: it sets mz = 1, which cella.z follows
+            mrc.voxel_size = size
+            mrc.add_label("toolkit write_stack")
             for chunk in chunks:
                 data = _checked_images(chunk)
                 if data.shape[1:] != (height, width) or written + len(data) > count:
@@ -279,18 +253,17 @@ def write_stack_chunks(
                         f"{path}: a chunk of {data.shape} after {written} images does not fit "
                         f"{count} images of {height}x{width}"
                     )
-                handle.write(memoryview(data).cast("B"))
+                mrc.data[written : written + len(data)] = data
                 written += len(data)
                 low, high = min(low, float(data.min())), max(high, float(data.max()))
                 total += float(data.sum(dtype=np.float64))
                 squares += float(np.square(data, dtype=np.float64).sum())
             if written != count:
                 raise ValueError(f"{path}: got {written} images, expected {count}")
+            # Running sums, not mrcfile's update_header_stats, which would hold the whole stack.
             mean = total / (count * height * width)
-            header["dmin"], header["dmax"], header["dmean"] = low, high, mean
-            header["rms"] = np.sqrt(max(squares / (count * height * width) - mean**2, 0.0))
-            handle.seek(0)
-            handle.write(header.tobytes())
+            mrc.header.dmin, mrc.header.dmax, mrc.header.dmean = low, high, mean
+            mrc.header.rms = np.sqrt(max(squares / (count * height * width) - mean**2, 0.0))
 
     return replace_atomically(path, write)
 

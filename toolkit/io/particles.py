@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from toolkit.io.star import parse_blocks, star_error, write_star
+from toolkit.io.star import read_star, star_error, write_star
 
 _IMAGE_NAME = re.compile(r"(\d+)@(.+)", re.ASCII)
 _CTF_LABELS = {
@@ -76,7 +76,7 @@ class Particles:
         )
 
 
-def _optics_rows(path: Path, particles: dict, optics: dict, lines: list[int], count: int) -> np.ndarray:
+def _optics_rows(path: Path, block: str, particles: dict, optics: dict, count: int) -> np.ndarray:
     """The data_optics row of each particle's optics group."""
     n_groups = len(next(iter(optics.values())))
     groups = optics.get("rlnOpticsGroup", np.arange(1, n_groups + 1))
@@ -92,7 +92,7 @@ def _optics_rows(path: Path, particles: dict, optics: dict, lines: list[int], co
         if group not in row_of_group:
             known = ", ".join(map(str, row_of_group)) or "none"
             message = f"optics group {group} has no row in data_optics (groups there: {known}); add or fix it"
-            raise star_error(path, message, lines[int(np.argmax(members))])
+            raise star_error(path, message, block, int(np.argmax(members)))
         rows[members] = row_of_group[group]
     return rows
 
@@ -112,7 +112,7 @@ def read_particles(path: str | os.PathLike) -> Particles:
             holds text.
     """
     path = Path(path)
-    blocks, row_lines = parse_blocks(path)
+    blocks = read_star(path)
     holders = [name for name, columns in blocks.items() if "rlnImageName" in columns]
     if not holders:
         found = ", ".join(f"data_{name}" for name in blocks) or "none"
@@ -120,7 +120,7 @@ def read_particles(path: str | os.PathLike) -> Particles:
             path, f"no block has _rlnImageName (blocks found: {found}); pass a particle STAR file"
         )
     name = "particles" if "particles" in holders else holders[0]
-    particles, lines = blocks[name], row_lines[name]
+    particles = blocks[name]
     image_names = [str(value) for value in particles["rlnImageName"].tolist()]
     count = len(image_names)
     image_indices = np.empty(count, np.int64)
@@ -130,12 +130,12 @@ def read_particles(path: str | os.PathLike) -> Particles:
         match = _IMAGE_NAME.fullmatch(image)
         if match is None or int(match[1]) < 1:
             raise star_error(
-                path, f"bad image name {image!r}; write it as N@STACK with slice N >= 1", lines[i]
+                path, f"bad image name {image!r}; write it as N@STACK with slice N >= 1", name, i
             )
         image_indices[i] = int(match[1]) - 1
         stack_paths.append(stack_of.setdefault(match[2], folder / match[2]))  # "/" keeps absolute paths
     optics = blocks.get("optics") if name != "optics" else None
-    optics_rows = _optics_rows(path, particles, optics, lines, count) if optics else None
+    optics_rows = _optics_rows(path, name, particles, optics, count) if optics else None
 
     def column(label: str, default: float | None = None) -> np.ndarray | None:
         """Float64 values from each particle's row or optics group; default (or None) if absent."""
@@ -309,8 +309,6 @@ def write_updated(
         columns: label (without "_") -> N values for the particle block, e.g. {"rlnAngleRot": ...}.
         overwrite: replace an existing file. Default value: False.
     """
-    from toolkit.io.star import read_star
-
     blocks = read_star(star)
     name = "particles" if "particles" in blocks else next(n for n, b in blocks.items() if "rlnImageName" in b)
     folder = Path(out).resolve().parent

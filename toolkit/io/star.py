@@ -1,147 +1,60 @@
-"""RELION STAR files: data blocks as numpy columns (`toolkit.io.particles` reads particle tables).
+"""RELION STAR files through starfile, as numpy columns (`toolkit.io.particles` reads particle tables).
 
-Reading types each column from its text: int64 when every value is an integer literal, float64 when every
-value is a float literal, else an object array of str (so a string column of digits reads back as numbers).
+starfile parses (pandas types each column: int64, float64, else str); this module turns its tables into
+numpy columns and its failures into one-line errors that name the file, and the block and row where the
+fault lies (a row with too few values, the common hand-edit slip, reads in pandas as missing values, so
+a loop may hold no NaN). starfile's grammar is narrower than STAR's: a key-value line takes no trailing
+comment, and single quotes read as double quotes, so strings written here hold neither kind of quote.
 """
 
 from __future__ import annotations
 
+import linecache
 import os
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import starfile
 
-from toolkit.io.atomic import write_text_atomically
-
-# One field of a line: a quoted string (STAR closes a quote only before whitespace or the line end),
-# a comment running to the line end, or a bare word.
-_FIELD = re.compile(r"""(?:"(.*?)"|'(.*?)')(?=\s|$)|(#.*)|(\S+)""")
-# Python's int() and float() accept "1_000", " 1 " and non-ASCII digits; STAR numbers hold none of them.
-_NOT_A_NUMBER = re.compile(r"[\s_]")
-# A string written without quotes must not read back as a comment, a label, a quote or a block keyword.
-_BARE_WORD = re.compile(r"(?!data_|loop_)[^\s\"'#_]\S*")
+from toolkit.io.atomic import replace_atomically
 
 
 class StarFormatError(ValueError):
     """A STAR file is missing or malformed, or lacks a column a caller needs."""
 
 
-def star_error(path: Path, message: str, line: int | None = None) -> StarFormatError:
-    """The error of `path`, at `line` when given, on one line."""
-    where = f" line {line}:" if line is not None else ""
-    return StarFormatError(f"{path}:{where} {message}")
+def star_error(path: Path, message: str, block: str | None = None, row: int | None = None) -> StarFormatError:
+    """The error of `path`, at the 0-based `row` of `data_block` when given, on one line."""
+    where = f" data_{block}" if block is not None else ""
+    where += f" row {row + 1}" if row is not None else ""
+    return StarFormatError(f"{path}:{where}{':' if where else ''} {message}")
 
 
-def _read_text(path: Path) -> str:
-    try:
-        with open(path, encoding="utf-8-sig") as file:  # universal newlines turn CRLF into LF
-            return file.read()
-    except (FileNotFoundError, IsADirectoryError):
-        raise star_error(path, "no such file (or it is a folder); check the path") from None
-    except UnicodeDecodeError as error:
-        raise star_error(path, f"byte {error.start} is not UTF-8 text; is this a STAR file?") from None
+def _column(values: pd.Series) -> np.ndarray:
+    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_integer_dtype(values):
+        return values.to_numpy(np.int64)
+    if pd.api.types.is_float_dtype(values):
+        return values.to_numpy(np.float64)
+    return np.array([str(value) for value in values.tolist()], dtype=object)
 
 
-def _split_fields(path: Path, line: str, number: int) -> list[str]:
-    if '"' not in line and "'" not in line and "#" not in line:
-        return line.split()  # the usual RELION row, parsed fast
-    fields = []
-    for match in _FIELD.finditer(line):
-        double, single, comment, bare = match.groups()
-        if comment is not None:
-            break
-        if bare is None:
-            fields.append(double if double is not None else single)
-        elif bare[0] in "\"'":
-            raise star_error(path, f"unterminated quote in {bare!r}; close it before a space", number)
-        else:
-            fields.append(bare)
-    return fields
-
-
-def _typed_array(values: list[str]) -> np.ndarray:
-    if not values:
-        return np.zeros(0)
-    strings = np.array(values, dtype=object)
-    text = "".join(values)
-    if text.isascii() and not _NOT_A_NUMBER.search(text):
-        for dtype in (np.int64, np.float64):
-            try:
-                return strings.astype(dtype)
-            except (ValueError, OverflowError):
-                pass
-    return strings
-
-
-def parse_blocks(path: Path) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, list[int]]]:
-    """Typed blocks and, per block, the line number of each loop row (or of the first key-value pair)."""
-    text = _read_text(path)
-    blocks: dict[str, dict[str, list[str]]] = {}
-    row_lines: dict[str, list[int]] = {}
-    block: str | None = None
-    loop_columns: list[list[str]] | None = None  # value lists of the current block's loop, in label order
-    for number, line in enumerate(text.split("\n"), start=1):
-        stripped = line.strip()
-        if not stripped or stripped[0] == "#":
-            continue
-        first = stripped.split(None, 1)[0]
-        if first.startswith("data_"):
-            block, loop_columns = first[5:], None
-            if block in blocks:
-                raise star_error(path, f"a second data_{block} block; give every block its own name", number)
-            blocks[block], row_lines[block] = {}, []
-            continue
-        if block is None:
-            what = "column label" if first[0] == "_" else "text"
-            raise star_error(
-                path, f"{what} {first!r} outside a data block; add a data_NAME line above", number
-            )
-        columns, lines = blocks[block], row_lines[block]
-        if first == "loop_":
-            if columns:
-                raise star_error(path, f"data_{block} already has columns; start a new data_ block", number)
-            loop_columns = []
-            continue
-        fields = _split_fields(path, stripped, number)
-        if first[0] == "_":
-            label = fields[0][1:]
-            if label in columns:
-                raise star_error(path, f"column _{label} appears twice in data_{block}; remove one", number)
-            if loop_columns is not None and lines:
-                raise star_error(
-                    path, f"_{label} after the loop rows of data_{block}; start a new block", number
-                )
-            if loop_columns is not None:
-                if len(fields) != 1:
-                    raise star_error(path, f"loop label _{label} has a value; values go on the rows", number)
-                loop_columns.append(columns.setdefault(label, []))
-            elif len(fields) != 2:
-                count = len(fields) - 1
-                raise star_error(
-                    path, f"{count} values for _{label}; write _LABEL VALUE, quoting spaces", number
-                )
-            else:
-                columns[label] = [fields[1]]
-                lines[:] = lines or [number]
-        elif not loop_columns:
-            raise star_error(
-                path, f"value {first!r} outside a loop; list _LABEL lines after loop_ first", number
-            )
-        elif len(fields) != len(loop_columns):
-            message = f"{len(fields)} values for {len(loop_columns)} columns; quote values with spaces"
-            raise star_error(path, message, number)
-        else:
-            for column, value in zip(loop_columns, fields):
-                column.append(value)
-            lines.append(number)
-    typed = {name: {key: _typed_array(vals) for key, vals in cols.items()} for name, cols in blocks.items()}
-    return typed, row_lines
+def _check_complete(path: Path, name: str, frame: pd.DataFrame) -> None:
+    """A short row reads in pandas as missing values at its end: name the first one's row and column."""
+    missing = frame.isna().to_numpy()
+    if missing.any():
+        row, column = (int(i) for i in np.argwhere(missing)[0])
+        raise star_error(
+            path,
+            f"no value for _{frame.columns[column]} (a short row, or NaN); give each row a value per column",
+            name,
+            row,
+        )
 
 
 def read_star(path: str | os.PathLike) -> dict[str, dict[str, np.ndarray]]:
-    """Read every data block of a STAR file.
+    """Read every data block of a STAR file with starfile.
 
     Args:
         path: the STAR file.
@@ -149,67 +62,80 @@ def read_star(path: str | os.PathLike) -> dict[str, dict[str, np.ndarray]]:
     Returns:
         Block name (without "data_"; "" for a bare "data_") -> {column label without the leading "_":
         values}. A loop gives equal-length 1-D arrays, a key-value block length-1 arrays. A column is int64
-        when every value is an integer literal, float64 when every value is a float literal (an empty column
-        too), else an object array of str.
+        when every value is an integer, float64 when every value is a number, else an object array of str.
 
     Raises:
-        StarFormatError: the file is missing or malformed; the message names the line.
+        StarFormatError: the file is missing, not text starfile can parse, or a loop row has too few
+            values; the message names the block and row.
     """
-    return parse_blocks(Path(path))[0]
+    path = Path(path)
+    if not path.is_file():
+        raise star_error(path, "no such file (or it is a folder); check the path")
+    try:
+        tables = starfile.read(path, always_dict=True)
+    except UnicodeDecodeError as error:
+        raise star_error(path, f"byte {error.start} is not UTF-8 text; is this a STAR file?") from None
+    except (ValueError, TypeError, IndexError, KeyError, pd.errors.ParserError) as error:
+        reason = " ".join(str(error).split())
+        raise star_error(
+            path, f"starfile cannot parse it ({reason}); check its loops' rows and labels"
+        ) from None
+    finally:
+        # starfile reads lines through linecache and clears it only after a successful parse, so a
+        # failed one would leave this file's old text for the next read of the same path.
+        linecache.cache.pop(str(path), None)
+    blocks = {}
+    for name, table in tables.items():
+        if isinstance(table, pd.DataFrame):
+            _check_complete(path, name, table)
+            blocks[name] = {str(label): _column(table[label]) for label in table.columns}
+        else:  # a key-value block
+            blocks[name] = {str(label): _column(pd.Series([value])) for label, value in table.items()}
+    return blocks
 
 
-def _quote(text: str) -> str:
-    if "\n" in text or "\r" in text:
-        raise ValueError(f"string {text!r} holds a line break, which a STAR value cannot")
-    if _BARE_WORD.fullmatch(text):
-        return text
-    for quote in "\"'":
-        if not re.search(quote + r"(\s|$)", text):
-            return quote + text + quote
-    raise ValueError(f"string {text!r} holds both quote characters before spaces; it cannot be quoted")
-
-
-def _format_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return repr(value)  # the shortest text that reads back as the same float64
-    return _quote(str(value))
-
-
-def _format_column(values: Sequence | np.ndarray, where: str) -> list[str]:
-    array = np.asarray(values)
-    if array.ndim > 1:
-        raise ValueError(f"{where} has shape {array.shape}; a column must be 1-D")
-    if array.dtype.kind == "f":
-        array = array.astype(np.float64)  # float32 0.1 is written as the float64 it equals
-    return [_format_value(value) for value in array.reshape(-1).tolist()]  # tolist gives Python scalars
-
-
-def _loop_lines(block: str, columns: Mapping[str, Sequence]) -> list[str]:
-    labels, texts = [], []
+def _frame(name: str, columns: Mapping[str, Sequence]) -> pd.DataFrame:
+    labels, arrays = [], []
     for label, values in columns.items():
         label = str(label).removeprefix("_")
-        if not label or re.search(r"\s", label):
-            raise ValueError(f"data_{block}: column label {label!r} must be non-empty and without spaces")
+        if not label or any(c.isspace() for c in label):
+            raise ValueError(f"data_{name}: column label {label!r} must be non-empty and without spaces")
+        array = np.asarray(values)
+        if array.ndim > 1:
+            raise ValueError(f"data_{name} column {label} has shape {array.shape}; a column must be 1-D")
+        array = array.reshape(-1)
+        if array.dtype.kind == "f":
+            array = array.astype(np.float64)  # float32 0.1 is written as the float64 it equals
+            if np.isnan(array).any():
+                raise ValueError(f"data_{name} column {label} holds NaN, which a loop read here may not")
+        elif array.dtype.kind in "OUS":
+            array = np.array([_text(value, name, label) for value in array.tolist()], dtype=object)
         labels.append(label)
-        texts.append(_format_column(values, f"data_{block} column {label}"))
-    if len({len(text) for text in texts}) > 1:
-        lengths = ", ".join(f"{label}: {len(text)}" for label, text in zip(labels, texts))
-        raise ValueError(f"data_{block}: columns differ in length ({lengths}); give each one value per row")
-    widths = [max(map(len, text), default=0) for text in texts]
-    header = ["loop_"] + [f"_{label} #{k}" for k, label in enumerate(labels, start=1)]
-    rows = [" ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip() for row in zip(*texts)]
-    return header + rows
+        arrays.append(array)
+    if len({len(array) for array in arrays}) > 1:
+        lengths = ", ".join(f"{label}: {len(array)}" for label, array in zip(labels, arrays))
+        raise ValueError(f"data_{name}: columns differ in length ({lengths}); give each one value per row")
+    return pd.DataFrame(dict(zip(labels, arrays)), columns=labels)
+
+
+def _text(value: object, block: str, label: str) -> str:
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    if any(c in text for c in "\n\r\t\"'"):
+        raise ValueError(f"data_{block} column {label}: {text!r} holds a quote, a tab or a line break")
+    if "#" in text or text.startswith(("_", "data_", "loop_")) and " " not in text:
+        return f'"{text}"'  # starfile quotes only strings with spaces; these would read as STAR syntax
+    return text
+
+
+def _shortest(value: float) -> str:
+    return repr(float(value))  # the shortest text that reads back as the same float64
 
 
 def write_star(path: str | os.PathLike, blocks: Mapping[str, Mapping], overwrite: bool = False) -> Path:
-    """Write data blocks as RELION-style loops, atomically (a temporary file in the same folder, renamed).
+    """Write data blocks as RELION-style loops with starfile, atomically (a temporary sibling, renamed).
 
-    Floats are written as Python's repr, the shortest text that reads back as the same float64; strings that
-    are empty, hold whitespace or could read as STAR syntax are quoted.
+    Floats are written as the shortest text that reads back as the same float64; strings with spaces are
+    quoted by starfile, strings that would read as STAR syntax (a "#", a leading "_") are quoted here.
 
     Args:
         path: the STAR file to write; its folder must exist.
@@ -222,15 +148,16 @@ def write_star(path: str | os.PathLike, blocks: Mapping[str, Mapping], overwrite
 
     Raises:
         FileExistsError: the file exists and overwrite is False (it is left unchanged).
-        ValueError: a block name or column label holds spaces, columns differ in length or a value cannot be
-            written on one line.
+        ValueError: a block name or column label holds spaces, columns differ in length, a float is NaN or
+            a string holds a quote, a tab or a line break.
     """
-    lines: list[str] = []
+    frames = {}
     for name, columns in blocks.items():
-        if re.search(r"\s", str(name)):
+        if any(c.isspace() for c in str(name)):
             raise ValueError(f"block name {name!r} must not hold spaces")
-        lines += [f"data_{name}", "# version 30001", ""]
-        if len(columns):  # len, not truth: a DataFrame has no truth value
-            lines += _loop_lines(str(name), columns)
-        lines.append("")
-    return write_text_atomically(path, "\n".join(lines) + "\n", overwrite)
+        frames[str(name)] = _frame(str(name), columns)
+
+    def write(temporary: Path) -> None:
+        starfile.write(frames, temporary, float_format=_shortest)
+
+    return replace_atomically(path, write, overwrite=overwrite)

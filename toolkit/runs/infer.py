@@ -18,7 +18,7 @@ import tensorflow as tf
 from toolkit.data.sources.particles import ParticleStacks, open_stack, training_preparation
 from toolkit.errors import RunError
 from toolkit.geometry import error_statistics, matrix_to_relion, orientation_errors, relion_to_matrix
-from toolkit.io.mrc import MrcFormatError, read_mrc_header, read_stack
+from toolkit.io.mrc import MrcFormatError, read_stack
 from toolkit.io.particles import image_name, read_particles, write_particles, write_updated
 from toolkit.io.star import StarFormatError
 from toolkit.runs.directory import RunDirectory
@@ -63,11 +63,10 @@ class ParticleImages:
                 self.read, self.pixel_size, self.paths = stacks.read, self.star.pixel_size, stacks.paths
                 self.size = stacks.size
             else:
-                self.star, data = None, open_stack(path)
+                self.star, stack = None, open_stack(path)
+                data = stack.images
                 self.read = lambda rows: np.array(data[np.asarray(rows)], np.float32)
-                pixel = read_mrc_header(path)
-                size = pixel["cella"][0] / pixel["mx"] if pixel["mx"] > 0 and pixel["cella"][0] > 0 else 0.0
-                self.pixel_size, self.paths = np.full(len(data), size), [path] * len(data)
+                self.pixel_size, self.paths = np.full(len(data), stack.pixel_size), [path] * len(data)
                 self.size = int(data.shape[-1])
         except (MrcFormatError, StarFormatError) as error:
             raise RunError(str(error)) from None

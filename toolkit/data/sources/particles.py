@@ -18,9 +18,9 @@ relative to `stack_root` when it is set.
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 
-import mrcfile
 import numpy as np
 import tensorflow as tf
 
@@ -30,8 +30,12 @@ from toolkit.data.sources.base import DataBundle, DataShapes, DataSource, Orient
 from toolkit.errors import RunError
 from toolkit.geometry import relion_to_matrix
 from toolkit.geometry.representations import REPRESENTATION_WIDTHS, orientation_features
+from toolkit.io import mrc
 from toolkit.io.particles import read_particles
 from toolkit.io.star import StarFormatError
+
+# Batches whose reads a training batch announces ahead of its own (`ParticleStacks.announce`).
+ANNOUNCED_AHEAD = 4
 
 
 def _stack_name(image_name: str) -> str:
@@ -52,17 +56,16 @@ def resolve_stack(star: Path, name: str, stack_root: str | None, row: int) -> Pa
     raise RunError(f"{star}: row {row + 1}: stack {name} not found (tried {tried}); set data.stack_root")
 
 
-def open_stack(path: Path) -> np.ndarray:
+def open_stack(path: Path) -> mrc.MrcStack:
     """The images [N, S, S] of an MRC stack, memory-mapped by mrcfile (read on access)."""
     try:
-        mrc = mrcfile.mmap(path, mode="r", permissive=False)
-    except (OSError, ValueError, EOFError) as error:
-        raise RunError(f"{path}: not a valid MRC stack ({' '.join(str(error).split())})") from None
-    data = mrc.data
-    if data is None or data.ndim not in (2, 3) or data.shape[-1] != data.shape[-2]:
-        shape = None if data is None else data.shape
-        raise RunError(f"{path}: holds data of shape {shape}, not a stack of square images")
-    return data[None] if data.ndim == 2 else data
+        stack = mrc.open_stack(path)
+    except mrc.MrcFormatError as error:
+        raise RunError(str(error)) from None
+    height, width = stack.images.shape[1:]
+    if height != width:
+        raise RunError(f"{path}: holds images of {width}x{height} pixels, not square ones")
+    return stack
 
 
 class ParticleStacks:
@@ -75,7 +78,7 @@ class ParticleStacks:
         for row, name in enumerate(names):
             if name not in paths:
                 paths[name] = resolve_stack(star, name, stack_root, row)
-                self.maps[name] = open_stack(paths[name])
+                self.maps[name] = open_stack(paths[name]).images
         self.stack_of = names
         self.paths = [paths[name] for name in names]
         shapes = {m.shape[1:] for m in self.maps.values()}
@@ -85,6 +88,8 @@ class ParticleStacks:
             )
             raise RunError(f"{star}: its stacks hold images of different sizes ({found}); extract them alike")
         self.size = int(shapes.pop()[0])
+        advise = getattr(os, "posix_fadvise", None)  # POSIX only; elsewhere reads are not announced
+        self._descriptors = {name: os.open(p, os.O_RDONLY) for name, p in paths.items()} if advise else {}
         for row, (name, index) in enumerate(zip(names, self.indices)):
             count = self.maps[name].shape[0]
             if index >= count:
@@ -92,6 +97,24 @@ class ParticleStacks:
                     f"{star}: row {row + 1}: image {index + 1}@{name} is past the end of its stack "
                     f"of {count} images"
                 )
+
+    def __del__(self):
+        for descriptor in getattr(self, "_descriptors", {}).values():
+            os.close(descriptor)
+
+    def announce(self, rows) -> None:
+        """Ask the kernel to start reading these rows' images from disk now, without waiting for them.
+
+        Reads from a cold stack are random and each waits for the disk; announced ahead of time
+        (posix_fadvise WILLNEED), they are fetched in the background while earlier batches train.
+        """
+        for row in np.asarray(rows, np.int64):
+            name = self.stack_of[row]
+            if name in self._descriptors:
+                data = self.maps[name]
+                row_bytes = data.strides[0]
+                start = data.offset + int(self.indices[row]) * row_bytes
+                os.posix_fadvise(self._descriptors[name], start, row_bytes, os.POSIX_FADV_WILLNEED)
 
     def read(self, rows) -> np.ndarray:
         """float32 [len(rows), S, S] images of these rows, in their order."""
@@ -240,6 +263,7 @@ class ParticleSource(DataSource):
 
             def load(index):
                 rows = rows_of(int(index))
+                stacks.announce(rows_of(int(index) + ANNOUNCED_AHEAD))
                 return rows, stacks.read(rows)
 
             def batch(index):
