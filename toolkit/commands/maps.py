@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import numpy as np
 
 from toolkit.errors import RunError
 
@@ -66,6 +67,26 @@ def crossing_line(threshold: float, crossing, nyquist_pixels: float) -> str:
     return f"FSC {threshold:g}: {crossing.angstrom:.1f} A ({crossing.pixels:.1f} px)"
 
 
+def aligned_map(map1: Path, map2: Path, moving, reference, out: Path, pixel_size: float):
+    """MAP1's volume superposed on MAP2's, written to `out`; says what transform it took."""
+    from scipy.spatial.transform import Rotation
+
+    from toolkit.io.mrc import write_map
+    from toolkit.reconstruction.align import align_map
+
+    result = align_map(moving, reference)
+    turn = Rotation.from_matrix(result.rotation)
+    axis = turn.as_rotvec() / max(turn.magnitude(), 1e-12)
+    shift = ", ".join(f"{value:.2f}" for value in result.shift)
+    click.echo(
+        f"aligned {map1.name} onto {map2.name}: {'mirrored, then ' if result.mirrored else ''}turned "
+        f"{np.degrees(turn.magnitude()):.1f} degrees about ({', '.join(f'{a:.3f}' for a in axis)}) "
+        f"(x, y, z) and shifted ({shift}) voxels; correlation {result.correlation:.4f}"
+    )
+    write_map(out, result.volume, pixel_size, overwrite=True)
+    return result.volume
+
+
 @click.command("fsc")
 @click.argument("map1", type=click.Path(path_type=Path))
 @click.argument("map2", type=click.Path(path_type=Path))
@@ -89,8 +110,14 @@ def crossing_line(threshold: float, crossing, nyquist_pixels: float) -> str:
     help="Write PREFIX.csv and PREFIX.png (default: MAP1's path without .mrc plus _fsc, "
     "e.g. half1.mrc -> half1_fsc.csv and half1_fsc.png).",
 )
+@click.option(
+    "--align",
+    is_flag=True,
+    help="Superpose MAP1 on MAP2 first (rotation, shift and hand, by a global search), for maps in "
+    "different frames, e.g. one learned ab initio; writes the aligned map to PREFIX_aligned.mrc.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace existing PREFIX files.")
-def fsc(map1, map2, mask, pixel_size, prefix, overwrite) -> None:
+def fsc(map1, map2, mask, pixel_size, prefix, align, overwrite) -> None:
     """Fourier shell correlation of MAP1 and MAP2, two MRC maps of one cubic box and pixel size.
 
     Prints the resolution where the FSC first falls below 0.143, the criterion for two
@@ -98,6 +125,9 @@ def fsc(map1, map2, mask, pixel_size, prefix, overwrite) -> None:
     truth (e.g. a map simulated from the model). Symmetry is C1: the maps are compared as
     they are (there is no --sym). Writes the curve to PREFIX.csv, its figure to PREFIX.png
     and both maps' central slices and projections to PREFIX_maps.png.
+
+    With --align, MAP1 is first turned, shifted and, if that fits better, mirrored onto MAP2
+    (`toolkit.reconstruction.align`), and the FSC is that of the aligned map.
     """
     from toolkit.figures.fsc import fsc_figure, map_views_figure
     from toolkit.io.mrc import MrcFormatError, read_map
@@ -127,7 +157,8 @@ def fsc(map1, map2, mask, pixel_size, prefix, overwrite) -> None:
         )
 
     prefix = prefix if prefix is not None else default_prefix(map1)
-    outputs = [prefix.with_name(prefix.name + suffix) for suffix in (".csv", ".png", "_maps.png")]
+    suffixes = (".csv", ".png", "_maps.png") + (("_aligned.mrc",) if align else ())
+    outputs = [prefix.with_name(prefix.name + suffix) for suffix in suffixes]
     existing = [path for path in outputs if path.exists()]
     if existing and not overwrite:
         raise RunError(f"{existing[0]}: already exists; pass --overwrite or choose another --out")
@@ -138,11 +169,14 @@ def fsc(map1, map2, mask, pixel_size, prefix, overwrite) -> None:
             f"{prefix.parent}: cannot create the output folder ({error.strerror or error})"
         ) from None
 
+    volume = first.volume
+    if align:
+        volume = aligned_map(map1, map2, first.volume, second.volume, outputs[3], size)
     weights = maps[mask].volume if mask is not None else None
-    curve = fsc_curve(first.volume, second.volume, weights)
+    curve = fsc_curve(volume, second.volume, weights)
     write_fsc_csv(outputs[0], curve, size)
     fsc_figure(curve, outputs[1], size, THRESHOLDS, title=f"FSC of {map1.name} and {map2.name}")
-    map_views_figure({map1.name: first.volume, map2.name: second.volume}, outputs[2])
+    map_views_figure({map1.name: volume, map2.name: second.volume}, outputs[2])
     nyquist_pixels = 1.0 / curve.frequency[-1]
     for threshold in THRESHOLDS:
         click.echo(crossing_line(threshold, resolution(curve, threshold, size), nyquist_pixels))
