@@ -218,14 +218,6 @@ DATA = {
                 exclusive_minimum=True,
             ),
             "conditional": Field("bool", False, "condition the model on the digit label (one-hot)"),
-            "shift": Field(
-                "int",
-                0,
-                "augmentation: each training digit moved by up to this many pixels in x and y at random "
-                "(zeros fill in; held-out digits stay put)",
-                minimum=0,
-                maximum=8,
-            ),
             "seed": seed_field("seed of the split and shuffling"),
         },
     ),

@@ -70,12 +70,7 @@ class MnistSource(DataSource):
                     tf.range(count), seed=tf.stack([tf.constant(spec["seed"], tf.int64), epoch])
                 )
                 rows = order[position * batch_size : (position + 1) * batch_size]
-                images = tf.gather(splits.train_images, rows)
-                if spec["shift"]:
-                    images = shifted(
-                        images, spec["shift"], tf.stack([tf.constant(spec["seed"], tf.int64), index])
-                    )
-                return as_inputs(images, tf.gather(splits.train_labels, rows))
+                return as_inputs(tf.gather(splits.train_images, rows), tf.gather(splits.train_labels, rows))
 
             indices = tf.data.Dataset.range(start, np.iinfo(np.int64).max)
             return indices.map(batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(2)
@@ -86,15 +81,3 @@ class MnistSource(DataSource):
             shapes=self.shapes(condition, measured),
             source=as_inputs(splits.train_images, splits.train_labels),  # the labelled training digits
         )
-
-
-def shifted(images: tf.Tensor, most: int, seed: tf.Tensor) -> tf.Tensor:
-    """Each image `[B, H, W, C]` moved by its own whole-pixel offset in [-most, most] in x and y, zeros
-    filling in; the offsets follow from `seed` alone (stateless), so a resumed run draws the same ones."""
-    size = tf.shape(images)[1]
-    offsets = tf.random.stateless_uniform([tf.shape(images)[0], 2], seed, -most, most + 1, tf.int32)
-    padded = tf.pad(images, [[0, 0], [most, most], [most, most], [0, 0]])
-    start = most - offsets  # an image moved by +d starts d pixels earlier in the padded one
-    rows = tf.range(size)[None] + start[:, :1]
-    columns = tf.range(size)[None] + start[:, 1:]
-    return tf.gather(tf.gather(padded, rows, axis=1, batch_dims=1), columns, axis=2, batch_dims=1)
