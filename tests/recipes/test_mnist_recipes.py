@@ -52,6 +52,22 @@ def test_tiny_run_writes_the_mnist_metrics_and_figures(name, tmp_path):
         assert (out / "figures" / f"{figure}.png").stat().st_size > 0, figure
 
 
+def test_knn_accuracy_is_fitted_on_the_training_digits_as_scikit_learn_fits_it(tmp_path):
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from toolkit.analysis.latent import latent_means
+    from toolkit.data.mnist import load_mnist
+    from toolkit.runs.directory import load_run
+
+    summary = run(RECIPES / "mnist_vae.yaml", TINY, out=tmp_path / "run", quiet=True)
+    model = load_run(tmp_path / "run").model
+    splits = load_mnist("builtin", None, 0.1, 0)  # the recipe's split
+    train = latent_means(model, {"images": splits.train_images})
+    held_out = latent_means(model, {"images": splits.val_images})
+    truth = KNeighborsClassifier(5).fit(train, splits.train_labels).score(held_out, splits.val_labels)
+    assert summary["knn5_accuracy"] == pytest.approx(truth)
+
+
 def write_not_npz(tmp_path: Path) -> Path:
     path = tmp_path / "digits.npz"
     path.write_text("not a zip archive\n")
