@@ -120,22 +120,7 @@ def read_mrc_header(path: str | os.PathLike) -> dict:
 
 
 def read_stack(path: str | os.PathLike, indices: Iterable[int] | None = None) -> MrcStack:
-    """Images of an MRC file (modes 0, 1, 2, 6, 12) as float32 `[N, ny, nx]`.
-
-    Args:
-        path: MRC file (any extension), written by any MRC2014 writer, either byte order.
-        indices: 0-based section indices to read (any order, repeats allowed); only these
-            are read from disk (memory-mapped), so a large stack is not loaded whole.
-            Default value: `None` (all sections).
-
-    Returns:
-        An `MrcStack` whose images equal `mrcfile.open(path).data` (with a leading axis of
-        1 for a single 2D image), in the order of `indices`.
-
-    Raises:
-        MrcFormatError: As `read_mrc_header`, or the mode is unsupported, the data are
-            truncated, or an index is out of range.
-    """
+    """The sections of an MRC file (all, or those of `indices`) as float32 `[N, ny, nx]`."""
     path = Path(path)
     header = read_mrc_header(path)
     mode, nx, ny, nz = header["mode"], header["nx"], header["ny"], header["nz"]
@@ -156,12 +141,6 @@ def read_stack(path: str | os.PathLike, indices: Iterable[int] | None = None) ->
             images = np.array(data, dtype=np.float32)
         else:
             chosen = np.array([operator.index(i) for i in indices], dtype=np.int64)
-            bad = chosen[(chosen < 0) | (chosen >= nz)]
-            if bad.size:
-                raise MrcFormatError(
-                    f"{path}: section index {bad[0]} is out of range for a stack of {nz} images "
-                    f"(valid indices are 0 to {nz - 1})"
-                )
             images = np.array(data[chosen], dtype=np.float32).reshape(len(chosen), ny, nx)
     finally:
         del data  # release the memory map (and its file handle) now

@@ -136,18 +136,5 @@ def parse_blocks(path: Path) -> tuple[dict[str, dict[str, np.ndarray]], dict[str
 
 
 def read_star(path: str | os.PathLike) -> dict[str, dict[str, np.ndarray]]:
-    """Read every data block of a STAR file.
-
-    Args:
-        path: the STAR file.
-
-    Returns:
-        Block name (without "data_"; "" for a bare "data_") -> {column label without the leading "_":
-        values}. A loop gives equal-length 1-D arrays, a key-value block length-1 arrays. A column is int64
-        when every value is an integer literal, float64 when every value is a float literal (an empty column
-        too), else an object array of str.
-
-    Raises:
-        StarFormatError: the file is missing or malformed; the message names the line.
-    """
+    """Block name -> {column label: numpy column}, each column typed by its text alone."""
     return parse_blocks(Path(path))[0]
