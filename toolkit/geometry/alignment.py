@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from toolkit.geometry.distance import orientation_errors
+
 MIRROR = np.diag([1.0, 1.0, -1.0])
 
 
@@ -29,12 +31,6 @@ def nearest_rotation(matrix: np.ndarray) -> np.ndarray:
     u, _, vt = np.linalg.svd(matrix)
     d = np.sign(np.linalg.det(u @ vt)) or 1.0
     return u @ np.diag([1.0, 1.0, d]) @ vt
-
-
-def geodesic_degrees(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Angles in degrees of the relative rotations a_i^T b_i, `[N]` for `[N, 3, 3]` inputs."""
-    cosine = (np.einsum("nij,nij->n", a, b) - 1.0) / 2.0  # trace(a^T b) = sum of a * b
-    return np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0)))
 
 
 def fit_global_rotation(predicted: np.ndarray, true: np.ndarray, rounds: int = 5):
@@ -56,10 +52,10 @@ def fit_global_rotation(predicted: np.ndarray, true: np.ndarray, rounds: int = 5
     relative = np.einsum("nji,njk->nik", true, predicted)  # true_i^T predicted_i, each a candidate G
     rotation = nearest_rotation(relative.sum(axis=0))
     for _ in range(rounds):
-        errors = geodesic_degrees(true @ rotation, predicted)
+        errors = orientation_errors(predicted, true @ rotation)
         inliers = errors <= 2.0 * np.median(errors)
         rotation = nearest_rotation(relative[inliers].sum(axis=0))
-    return rotation, geodesic_degrees(true @ rotation, predicted)
+    return rotation, orientation_errors(predicted, true @ rotation)
 
 
 def align_poses(predicted, true) -> dict:

@@ -80,6 +80,14 @@ def _check_file(path: Path) -> None:
         raise MrcFormatError(f"{path}: file is {size} bytes, shorter than the {HEADER_BYTES}-byte MRC header")
 
 
+def _unsupported_mode(path: Path, mode: int) -> MrcFormatError:
+    return MrcFormatError(f"{path}: unsupported MRC mode {mode}; supported modes: {_SUPPORTED_TEXT}")
+
+
+def _non_positive(path: Path, shape: str) -> MrcFormatError:
+    return MrcFormatError(f"{path}: non-positive dimensions in the header ({shape}); the file is corrupt")
+
+
 def _header_problem(path: Path, error: ValueError) -> MrcFormatError:
     """The one-line error of a file whose header mrcfile cannot use, with its dimensions when readable."""
     with warnings.catch_warnings():
@@ -88,9 +96,9 @@ def _header_problem(path: Path, error: ValueError) -> MrcFormatError:
     mode, nx, ny, nz = (int(header[key]) for key in ("mode", "nx", "ny", "nz"))
     shape = f"nx={nx}, ny={ny}, nz={nz}, mode={mode}"
     if "Unrecognised mode" in str(error):
-        return MrcFormatError(f"{path}: unsupported MRC mode {mode}; supported modes: {_SUPPORTED_TEXT}")
+        return _unsupported_mode(path, mode)
     if min(nx, ny, nz) <= 0:
-        return MrcFormatError(f"{path}: non-positive dimensions in the header ({shape}); the file is corrupt")
+        return _non_positive(path, shape)
     if "greater than file size" in str(error):
         offset = HEADER_BYTES + int(header.nsymbt)
         expected = nx * ny * nz * mrcfile.utils.dtype_from_mode(header.mode).itemsize
@@ -135,11 +143,9 @@ def open_stack(path: str | os.PathLike) -> MrcStack:
     mrc = _memory_map(path)
     data = mrc.data
     if data.dtype.kind not in "iuf":
-        mode = int(mrc.header.mode)
-        raise MrcFormatError(f"{path}: unsupported MRC mode {mode}; supported modes: {_SUPPORTED_TEXT}")
+        raise _unsupported_mode(path, int(mrc.header.mode))
     if data.size == 0:
-        shape = ", ".join(f"{k}={int(mrc.header[k])}" for k in ("nx", "ny", "nz"))
-        raise MrcFormatError(f"{path}: non-positive dimensions in the header ({shape}); the file is corrupt")
+        raise _non_positive(path, ", ".join(f"{k}={int(mrc.header[k])}" for k in ("nx", "ny", "nz")))
     pixel_size = float(mrc.voxel_size.x)
     return MrcStack(
         images=data[None] if data.ndim == 2 else data, pixel_size=pixel_size if pixel_size > 0 else 0.0

@@ -131,8 +131,7 @@ class ConditionalVAETask(Task):
             return {}
         from toolkit.analysis.digits import digit_metrics
 
-        training = data.source if isinstance(data.source, dict) and "labels" in data.source else None
-        return digit_metrics(model, data.validation, metrics, training)
+        return digit_metrics(model, data.validation, metrics, data.labelled_training)
 
     def figures(self, model, data: DataBundle, directory: Path) -> None:
         from toolkit.figures import plots

@@ -117,6 +117,8 @@ class DataBundle:
     shapes: DataShapes
     #: The source's own object (e.g. `ShadowData`), for commands that draw more of it.
     source: object = None
+    #: Labelled training examples (`images`, `labels`), for metrics fitted on them (the 5-NN of digits).
+    labelled_training: dict | None = None
 
 
 class DataSource:

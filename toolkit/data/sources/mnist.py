@@ -79,5 +79,5 @@ class MnistSource(DataSource):
             train_dataset=train_dataset,
             validation=as_inputs(splits.val_images, splits.val_labels),
             shapes=self.shapes(condition, measured),
-            source=as_inputs(splits.train_images, splits.train_labels),  # the labelled training digits
+            labelled_training=as_inputs(splits.train_images, splits.train_labels),
         )
