@@ -1,5 +1,6 @@
 """`toolkit compress` and `dense_rank`: a trained run's Dense layers CP-compressed into a new run."""
 
+import re
 from pathlib import Path
 
 import keras
@@ -21,6 +22,8 @@ from toolkit.runs.compress import (
     compress_run,
     compressed_recipe,
     fit_layers,
+    layer_inputs,
+    plan_layers,
     sublayer,
     transfer,
 )
@@ -64,11 +67,12 @@ def trained(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def compressed(trained) -> tuple[Path, dict]:
-    """Rank 2 on every compressible layer (min_params=0 selects them all), 2 fine-tuning steps."""
+    """The default plan (outputs fit, ranks from the budget) at 2x on every compressible layer
+    (min_params=0 selects them all; the tiny layers cannot be cut 10x), 2 fine-tuning steps."""
     summary = compress_run(
-        trained, 2, finetune_steps=2, sweep_ranks=(1, 2), sweep_finetune_steps=1, min_params=0
+        trained, reduction=2, finetune_steps=2, sweep_ranks=(1, 2), sweep_finetune_steps=1, min_params=0
     )
-    return trained.with_name("tiny-cpd-r2"), summary
+    return trained.with_name("tiny-cpd-2x"), summary
 
 
 def cp_params(rank: int, in_features: int, units: int) -> int:
@@ -76,7 +80,7 @@ def cp_params(rank: int, in_features: int, units: int) -> int:
     return rank * (sum(auto_factors(in_features)) + sum(auto_factors(units))) + units
 
 
-def test_parameter_counts_follow_the_cp_formula(trained, compressed):
+def test_parameter_counts_follow_the_budget(trained, compressed):
     _, summary = compressed
     original = load_run(trained).model
     assert list(summary["layers"]) == ALL_LAYERS
@@ -84,14 +88,33 @@ def test_parameter_counts_follow_the_cp_formula(trained, compressed):
     for name in ALL_LAYERS:
         in_features, units = sublayer(original, name).kernel.shape
         info = summary["layers"][name]
+        assert (info["input_modes"], info["output_modes"]) == ([in_features], [units])
         assert info["params_before"] == in_features * units + units
-        assert info["params_after"] == cp_params(2, in_features, units)
+        assert info["params_after"] == info["rank"] * (in_features + units) + units
         before, after = before + info["params_before"], after + info["params_after"]
     params = summary["parameters"]
     assert (params["layers_before"], params["layers_after"]) == (before, after)
     assert params["layers_ratio"] == pytest.approx(before / after)
     assert params["model_before"] == original.count_params()
     assert params["model_after"] == params["model_before"] - before + after
+    for part, ratio in params["parts_ratio"].items():
+        members = [info for name, info in summary["layers"].items() if name.startswith(part)]
+        assert ratio >= 2, part
+        # The budget is spent: one more rank of the cheapest layer would break it.
+        spare = sum(i["params_before"] for i in members) / 2 - sum(i["params_after"] for i in members)
+        assert spare < min(i["kernel_shape"][0] + i["kernel_shape"][1] for i in members), part
+
+
+def test_ranks_follow_the_whitened_spectra(trained):
+    """A looser budget buys more ranks and takes none away from any layer."""
+    loaded = load_run(trained, with_data=True)
+    names = ["decoder/hidden_dense", "decoder/grid_dense"]
+    inputs = layer_inputs(loaded.model, loaded.data, names, batch_size=4, batches=4)
+    assert inputs["decoder/grid_dense"].shape == (4 * 4 * 2, 8)  # batches x batch x views, units
+    loose = plan_layers(loaded.model, names, inputs, None, reduction=1.5, modes=1)
+    tight = plan_layers(loaded.model, names, inputs, None, reduction=3, modes=1)
+    assert all(loose[name]["rank"] >= tight[name]["rank"] for name in names)
+    assert sum(loose[name]["rank"] for name in names) > sum(tight[name]["rank"] for name in names)
 
 
 def test_validation_numbers_are_consistent(trained, compressed):
@@ -108,7 +131,8 @@ def test_validation_numbers_are_consistent(trained, compressed):
             assert change[key][stage] == pytest.approx((metrics[stage][key] - base) / abs(base))
     assert (summary["source_step"], summary["step"]) == (step, step + 2)
     assert [row["rank"] for row in summary["sweep"]] == [1, 2]
-    assert summary["sweep"][1]["layer_params"] == summary["parameters"]["layers_after"]
+    shapes = [info["kernel_shape"] for info in summary["layers"].values()]
+    assert summary["sweep"][1]["layer_params"] == sum(2 * (i + o) + o for i, o in shapes)
     assert "compressed layers" in describe(summary)
 
 
@@ -117,30 +141,36 @@ def test_new_run_directory_reloads_with_the_fine_tuned_model(compressed):
     for name in ("figures/als_convergence.png", "figures/rank_sweep.png", "saved_model/saved_model.pb"):
         assert (out / name).stat().st_size > 0, name
     recipe = yaml.safe_load((out / "recipe.yaml").read_text())
-    assert recipe["model"]["encoder"]["dense_rank"] == recipe["model"]["decoder"]["dense_rank"] == 2
+    for name in ALL_LAYERS:
+        part, sub = name.split("/")
+        written = recipe["model"][part]["dense_cp"][sub]
+        info = summary["layers"][name]
+        assert written == {k: info[k] for k in ("rank", "input_modes", "output_modes")}, name
     loaded = load_run(out, with_data=True)
     data, model, step = loaded.data, loaded.model, loaded.step
     assert step == summary["step"]
     for name in ALL_LAYERS:
         layer = sublayer(model, name)
-        assert isinstance(layer, CPDDense) and layer.rank == 2, name
+        assert isinstance(layer, CPDDense) and layer.rank == summary["layers"][name]["rank"], name
     assert not any("grid_dense/kernel" in v.path for v in model.trainable_variables)
     reloaded = evaluate(model, data.validation)
     assert reloaded["val_elbo"] == pytest.approx(summary["validation"]["finetuned"]["val_elbo"], rel=1e-5)
     assert set(tf.saved_model.load(str(out / "saved_model")).signatures) == {"encode", "decode"}
 
 
-def test_compressed_layers_stay_within_the_als_error_bound(trained, compressed):
-    """||f(x) - f_cp(x)||_F <= ||x||_F ||W - W_cp||_2 <= ||x||_F rel_error ||W||_F (ReLU is 1-Lipschitz)."""
-    _, summary = compressed
+def test_compressed_layers_stay_within_the_als_error_bound(trained):
+    """A weights fit of balanced modes at rank 2:
+    ||f(x) - f_cp(x)||_F <= ||x||_F ||W - W_cp||_2 <= ||x||_F rel_error ||W||_F (ReLU is 1-Lipschitz)."""
     loaded = load_run(trained)
     original = loaded.model
-    fits, infos = fit_layers(original, ALL_LAYERS, 2, {})
-    model, _ = build_compressed(compressed_recipe(loaded.recipe, ALL_LAYERS, 2), loaded.shapes)
+    plan = plan_layers(original, ALL_LAYERS, None, 2, reduction=10, modes=2)
+    fits, infos = fit_layers(original, plan, None, {})
+    model, _ = build_compressed(compressed_recipe(loaded.recipe, plan), loaded.shapes)
     transfer(original, model, fits)
     for name in ALL_LAYERS:
         dense, cpd = sublayer(original, name), sublayer(model, name)
-        assert infos[name]["relative_error"] == pytest.approx(summary["layers"][name]["relative_error"])
+        in_features, units = dense.kernel.shape
+        assert cpd.count_params() == cp_params(2, in_features, units), name
         x = np.random.default_rng(0).standard_normal((32, dense.kernel.shape[0])).astype("float32")
         gap = np.linalg.norm(keras.ops.convert_to_numpy(dense(x) - cpd(x)))
         bound = np.linalg.norm(x) * infos[name]["relative_error"] * np.linalg.norm(dense.kernel.numpy())
@@ -163,7 +193,27 @@ def test_full_rank_decoder_reproduces_the_model(trained, tmp_path):
     assert abs(summary["relative_change"]["val_mse"]["compressed"]) < 1e-3
     assert abs(summary["relative_change"]["loss"]["compressed"]) < 1e-5
     written = yaml.safe_load((tmp_path / "full" / "recipe.yaml").read_text())["model"]
-    assert (written["encoder"]["dense_rank"], written["decoder"]["dense_rank"]) == (None, 64)
+    assert written["encoder"]["dense_cp"] is None
+    assert {sub: spec["rank"] for sub, spec in written["decoder"]["dense_cp"].items()} == {
+        "hidden_dense": 64,
+        "grid_dense": 64,
+    }
+
+
+def test_one_decoder_layer_compresses_alone(trained, tmp_path):
+    summary = compress_run(
+        trained,
+        3,
+        "decoder/grid_dense",
+        finetune_steps=0,
+        out=tmp_path / "grid",
+        sweep_ranks=(),
+        export=False,
+    )
+    model = load_run(tmp_path / "grid").model
+    assert isinstance(model.decoder.grid_dense, CPDDense) and model.decoder.grid_dense.rank == 3
+    assert type(model.decoder.hidden_dense) is keras.layers.Dense
+    assert list(summary["layers"]) == ["decoder/grid_dense"]
 
 
 @pytest.mark.parametrize(
@@ -181,8 +231,15 @@ def test_full_rank_decoder_reproduces_the_model(trained, tmp_path):
             {"rank": 2, "layers": "decoder/condition_dense"},
             "'decoder/condition_dense': a recipe cannot declare it",
         ),
-        ({"rank": 2, "layers": "decoder/grid_dense"}, "add decoder/hidden_dense or leave the decoder out"),
         ({"rank": 2}, "no Dense layer with >= 10,000 parameters to compress"),
+        ({"reduction": 1}, "--reduction 1: expected a number > 1"),
+        ({"rank": 2, "fit": "kernel"}, "--fit 'kernel': expected one of outputs, weights"),
+        ({"rank": 2, "modes": 0}, "--modes 0: expected a positive integer"),
+        (
+            {"min_params": 0},
+            "--reduction 10: the encoder's encoder/output_dense cannot be cut that much (rank 1 with the "
+            "biases takes 276 of 2,088 parameters); expected a smaller --reduction or --rank",
+        ),
     ],
     ids=[
         "zero-rank",
@@ -190,8 +247,11 @@ def test_full_rank_decoder_reproduces_the_model(trained, tmp_path):
         "sweep-rank",
         "unknown-layer",
         "not-compressible",
-        "half-decoder",
         "too-small",
+        "no-reduction",
+        "unknown-fit",
+        "zero-modes",
+        "budget-too-tight",
     ],
 )
 def test_bad_input_raises_and_writes_nothing(trained, tmp_path, kwargs, expected):
@@ -234,18 +294,20 @@ def built_model(recipe):
 def test_f_shadow_cpd_recipe_declares_cpd_layers():
     path = RECIPES / "f_shadow_cpd.yaml"
     recipe = load_recipe(path)
-    assert recipe["model"]["encoder"]["dense_rank"] == recipe["model"]["decoder"]["dense_rank"] == 8
-    small = ["strategy.type=default", "data.image_size=16", "data.validation_size=2"]
+    ranks = {"encoder/output_dense": 12, "decoder/hidden_dense": 34, "decoder/grid_dense": 21}
+    small = ["strategy.type=default", "data.validation_size=2"]
     model = built_model(load_recipe(path, small))
-    for name in ALL_LAYERS:
-        layer = sublayer(model, name)
-        assert isinstance(layer, CPDDense) and layer.rank == 8, name
-    assert type(model.decoder.condition_dense) is keras.layers.Dense
     plain = built_model(load_recipe(RECIPES / "f_shadow.yaml", small))
     saved = 0
-    for name in ALL_LAYERS:
+    for name, rank in ranks.items():
+        part, sub = name.split("/")
+        assert recipe["model"][part]["dense_cp"][sub]["rank"] == rank
+        layer = sublayer(model, name)
+        assert isinstance(layer, CPDDense) and layer.rank == rank, name
         in_features, units = sublayer(plain, name).kernel.shape
-        saved += in_features * units + units - cp_params(8, in_features, units)
+        assert (layer.input_modes, layer.output_modes) == ((in_features,), (units,)), name
+        saved += in_features * units - rank * (in_features + units)
+    assert type(model.decoder.condition_dense) is keras.layers.Dense
     assert model.count_params() == plain.count_params() - saved
 
 
@@ -262,11 +324,34 @@ def test_dense_rank_is_validated_typed_and_serialized(tmp_path):
     with pytest.raises(RecipeError, match="model.encoder.dense_rank: expected an integer, got 'x'"):
         load_recipe(RECIPES / "f_shadow.yaml", ["model.encoder.dense_rank=x"])
     assert (
-        load_recipe(RECIPES / "f_shadow_cpd.yaml", ["model.decoder.dense_rank=null"])["model"]["decoder"][
-            "dense_rank"
+        load_recipe(RECIPES / "f_shadow_cpd.yaml", ["model.decoder.dense_cp=null"])["model"]["decoder"][
+            "dense_cp"
         ]
         is None
     )
+
+
+def test_dense_cp_is_validated_and_serialized():
+    spec = {"grid_dense": {"rank": 3, "input_modes": [8], "output_modes": [8, 16]}, "hidden_dense": None}
+    decoder = ProjectionDecoder(image_size=16, filters=(8, 2), units=8, dense_cp=spec, dense_rank=2)
+    decoder(np.zeros((2, 3), "float32"))
+    assert (decoder.grid_dense.rank, decoder.grid_dense.output_modes) == (3, (8, 16))
+    assert decoder.hidden_dense.rank == 2  # not named in dense_cp: dense_rank decides
+    config = ProjectionDecoder.from_config(decoder.get_config()).get_config()
+    assert config["dense_cp"] == {"grid_dense": spec["grid_dense"]}
+    for bad, message in (
+        ({"output_dense": {"rank": 2}}, "names 'output_dense'; expected some of hidden_dense, grid_dense"),
+        ({"grid_dense": {"rank": 0}}, "`dense_cp.grid_dense.rank` must be a positive integer, got 0"),
+        (
+            {"grid_dense": {"rank": 2, "modes": [2]}},
+            "must be a mapping of rank, input_modes and output_modes",
+        ),
+        ([2], "`dense_cp` must be a mapping of sublayer names or None"),
+    ):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            ProjectionDecoder(image_size=16, dense_cp=bad)
+    with pytest.raises(RecipeError, match=r"model.encoder.dense_cp.output_dense.rank: missing required key"):
+        load_recipe(RECIPES / "f_shadow.yaml", ["model.encoder.dense_cp.output_dense.input_modes=[4128]"])
 
 
 def test_an_orientation_run_compresses_through_its_task(tmp_path, tiny_f_orientation):

@@ -1,4 +1,4 @@
-"""`toolkit compress RUN_DIR --rank R`: a thin command around `toolkit.runs.compress.compress_run`."""
+"""`toolkit compress RUN_DIR`: a thin command around `toolkit.runs.compress.compress_run`."""
 
 from __future__ import annotations
 
@@ -34,7 +34,28 @@ def describe(summary: dict) -> str:
 
 @click.command("compress")
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--rank", type=int, required=True, help="CP rank of every compressed layer.")
+@click.option(
+    "--reduction",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Times fewer parameters per part's compressed layers; each layer's rank is chosen from it.",
+)
+@click.option("--rank", type=int, default=None, help="One CP rank for every layer (overrides --reduction).")
+@click.option(
+    "--fit",
+    type=click.Choice(["outputs", "weights"]),
+    default="outputs",
+    show_default=True,
+    help="Fit each layer's outputs on training activations, or its kernel.",
+)
+@click.option(
+    "--modes",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Factors each kernel axis is split into (1: a matrix; --fit outputs keeps the input axis whole).",
+)
 @click.option(
     "--layers",
     metavar="NAMES",
@@ -43,10 +64,15 @@ def describe(summary: dict) -> str:
     "(default: every encoder/decoder part with a Dense layer of >= 10,000 parameters).",
 )
 @click.option(
-    "--finetune-steps", type=int, default=200, show_default=True, help="Optimizer steps after compressing."
+    "--finetune-steps",
+    type=int,
+    default=None,
+    help="Optimizer steps after compressing (default: a quarter of the run's training steps).",
 )
 @click.option(
-    "--out", type=click.Path(path_type=Path), help="New run directory (default RUN_DIR-cpd-r<rank>)."
+    "--out",
+    type=click.Path(path_type=Path),
+    help="New run directory (default RUN_DIR-cpd-<reduction>x, or RUN_DIR-cpd-r<rank>).",
 )
 @click.option(
     "--sweep", default="2,4,8,16", show_default=True, help="Ranks of the rank-sweep figure ('' for none)."
@@ -63,7 +89,18 @@ def describe(summary: dict) -> str:
 )
 @click.option("--no-export", is_flag=True, help="Skip the SavedModel.")
 def compress(
-    run_dir, rank, layers, finetune_steps, out, sweep, sweep_finetune_steps, learning_rate, no_export
+    run_dir,
+    reduction,
+    rank,
+    fit,
+    modes,
+    layers,
+    finetune_steps,
+    out,
+    sweep,
+    sweep_finetune_steps,
+    learning_rate,
+    no_export,
 ):
     """Replace the large Dense layers of a trained RUN_DIR by CPDDense, fine-tune, and write a new run."""
     from toolkit.runs.compress import compress_run, default_out
@@ -79,5 +116,8 @@ def compress(
         sweep_finetune_steps,
         learning_rate=learning_rate,
         export=not no_export,
+        reduction=reduction,
+        modes=modes,
+        fit=fit,
     )
-    click.echo(f"{out or default_out(run_dir, rank)}: {describe(summary)}")
+    click.echo(f"{out or default_out(run_dir, rank, reduction)}: {describe(summary)}")

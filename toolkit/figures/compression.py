@@ -7,21 +7,22 @@ from pathlib import Path
 from toolkit.figures.plots import plt, save
 
 
-def als_convergence(curves: dict[str, list[float]], rank: int, path: Path) -> Path:
-    """Relative reconstruction error of each layer's kernel after every ALS sweep, log y.
+def als_convergence(curves: dict[str, list[float]], ranks: dict[str, int], path: Path) -> Path:
+    """Relative error of each layer's fitted tensor after every ALS sweep, log y.
 
     Args:
-        curves: ALS error curve per compressed layer name (e.g. `"decoder/grid_dense"`).
-        rank: the CP rank, for the title.
+        curves: ALS error curve per compressed layer name (e.g. `"decoder/grid_dense"`); for an
+            outputs fit it is the error of the whitened kernel, i.e. of the layer's outputs.
+        ranks: the CP rank of each layer, for the legend.
         path: where to write the PNG.
     """
     fig, ax = plt.subplots(figsize=(5.2, 3.4))
     for name, errors in curves.items():
-        ax.plot(range(1, len(errors) + 1), errors, label=name)
+        ax.plot(range(1, len(errors) + 1), errors, label=f"{name} (rank {ranks[name]})")
     ax.set_yscale("log")
     ax.set_xlabel("ALS iteration")
-    ax.set_ylabel(r"$\|W - \hat W\|_F \,/\, \|W\|_F$")
-    ax.set_title(f"CP-ALS convergence, rank {rank}")
+    ax.set_ylabel("relative error of the fitted tensor")
+    ax.set_title("CP-ALS convergence")
     ax.legend(fontsize=7)
     return save(fig, path)
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import keras
 import numpy as np
 from keras import ops
+
+from toolkit.layers.cp_fit import cp_fit, fit_errors, rebuild_kernel
 
 
 def auto_factors(n: int, modes: int = 2) -> tuple[int, ...]:
@@ -54,8 +55,8 @@ class CPDDense(keras.layers.Layer):
     multiply-adds per example instead of `in * out`. Inputs may have leading batch
     dimensions; only the last axis is transformed.
 
-    Use `CPDDense.from_dense` to compress a trained `keras.layers.Dense`
-    (CP fitted by alternating least squares with TensorLy).
+    Use `CPDDense.from_dense` to compress a trained `keras.layers.Dense` (`cp_fit`: alternating
+    least squares with TensorLy, to the kernel or to the layer's outputs on given inputs).
 
     Args:
         units: Positive integer, dimensionality of the output space.
@@ -264,28 +265,26 @@ class CPDDense(keras.layers.Layer):
         rank: int,
         input_shape_factors: Sequence[int] | None = None,
         output_shape_factors: Sequence[int] | None = None,
+        inputs: np.ndarray | None = None,
         n_iter_max: int = 200,
         tol: float = 1e-8,
         random_state: int | None = 0,
         factored: bool = True,
         init: str = "svd",
     ) -> tuple[CPDDense, dict[str, Any]]:
-        """Compress a built `Dense` layer by a CP decomposition fitted with ALS.
+        """Compress a built `Dense` layer into a `CPDDense` whose factors `cp_fit` fits.
 
-        The tensorized kernel is fitted in float64 by `tensorly.decomposition.parafac`;
-        the CP weights are absorbed into the factors, balancing each rank-one term's
-        norm across modes so float32 can hold it. Activation, `use_bias`, the
-        bias values and the dtype policy are copied; the kernel regularizer is not
-        (it would mean something else on the factors).
+        Without `inputs` the factors fit the kernel; with `inputs` (rows of the layer's input,
+        e.g. activations on training data) they fit the layer's outputs on them, and the bias
+        is shifted so the mean output is kept; that needs `input_shape_factors=(in,)`.
+        Activation, `use_bias`, the bias values and the dtype policy are copied; the kernel
+        regularizer is not (it would mean something else on the factors).
 
         Returns:
-            `(layer, info)`: the built `CPDDense` and a dict with `"als_errors"` (the
-            relative reconstruction error after each ALS sweep) and `"relative_error"`
-            (`||W - W_hat||_F / ||W||_F` for the factors as stored in the layer).
+            `(layer, info)`: the built `CPDDense` and `cp_fit`'s info (`"als_errors"`,
+            `"relative_error"`, and `"output_error"` with `inputs`), measured on the factors
+            as stored in the layer.
         """
-        import tensorly as tl
-        from tensorly.decomposition import parafac
-
         if not dense.built:
             raise ValueError(
                 "CPDDense.from_dense: `dense` must be built before compression, "
@@ -293,12 +292,10 @@ class CPDDense(keras.layers.Layer):
             )
         kernel = np.asarray(ops.convert_to_numpy(dense.kernel), dtype=np.float64)
         in_features, units = kernel.shape
-        kernel_norm = np.linalg.norm(kernel)
-        if kernel_norm == 0.0:
+        if not np.any(kernel):
             raise ValueError(
                 f"CPDDense.from_dense: `dense` kernel of {dense.name!r} is all zeros; nothing to fit."
             )
-
         layer = cls(
             units,
             rank,
@@ -310,49 +307,28 @@ class CPDDense(keras.layers.Layer):
             dtype=dense.dtype_policy,
         )
         layer.build((None, in_features))
-
-        tensor = kernel.reshape(*layer.input_modes, *layer.output_modes)
-        with tl.backend_context("numpy"), warnings.catch_warnings():
-            # Expected when rank > a mode size: TensorLy pads the SVD init randomly.
-            warnings.filterwarnings("ignore", message="Trying to compute SVD with n_eigenvecs")
-            (weights, fitted), errors = parafac(
-                tensor,
-                rank,
-                n_iter_max=n_iter_max,
-                init=init,
-                tol=tol,
-                return_errors=True,
-                random_state=random_state,
-            )
-            fitted = _balance_factors([np.asarray(f) for f in fitted], np.asarray(weights))
-            for variable, value in zip(layer.factors, fitted):
-                variable.assign(value.astype(variable.dtype))
-            if dense.use_bias:
-                layer.bias.assign(ops.convert_to_numpy(dense.bias))
-
-            # Measure the factors actually stored (after the cast), in float64.
-            stored = [np.asarray(ops.convert_to_numpy(v), dtype=np.float64) for v in layer.factors]
-            approx = tl.cp_to_tensor((np.ones(rank), stored)).reshape(in_features, units)
-        info = {
-            "als_errors": [float(e) for e in errors],
-            "relative_error": float(np.linalg.norm(kernel - approx) / kernel_norm),
-        }
+        factors, info = cp_fit(
+            kernel,
+            rank,
+            layer.input_modes,
+            layer.output_modes,
+            inputs=inputs,
+            n_iter_max=n_iter_max,
+            tol=tol,
+            random_state=random_state,
+            init=init,
+        )
+        for variable, value in zip(layer.factors, factors):
+            variable.assign(value.astype(variable.dtype))
+        stored = [np.asarray(ops.convert_to_numpy(v), dtype=np.float64) for v in layer.factors]
+        if dense.use_bias:
+            bias = np.asarray(ops.convert_to_numpy(dense.bias), dtype=np.float64)
+            if inputs is not None:  # the mean input keeps its output
+                approx = rebuild_kernel(stored, len(layer.input_modes))
+                bias = bias + np.mean(inputs, axis=0) @ (kernel - approx)
+            layer.bias.assign(bias.astype(layer.bias.dtype))
+        info.update(fit_errors(kernel, stored, len(layer.input_modes), inputs))
         return layer, info
-
-
-def _balance_factors(factors: list[np.ndarray], weights: np.ndarray) -> list[np.ndarray]:
-    """Absorb the CP weights and give every mode the same column norms.
-
-    ALS leaves the scale of each rank-one term wherever it happened to land (one factor
-    can be huge, another tiny), which overflows or underflows in float32; spreading
-    the norm of each term evenly over the modes keeps the same product.
-    """
-    factors = [f.copy() for f in factors]
-    factors[0] = factors[0] * weights[None, :]
-    norms = np.stack([np.linalg.norm(f, axis=0) for f in factors])  # (modes, rank)
-    target = np.prod(norms, axis=0) ** (1.0 / len(factors))
-    safe = np.where(norms > 0, norms, 1.0)
-    return [f * (target / safe[m])[None, :] for m, f in enumerate(factors)]
 
 
 def _khatri_rao_rows(factors: Sequence) -> Any:
@@ -437,3 +413,59 @@ def check_dense_rank(owner: str, value: Any) -> int | None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{owner}: `dense_rank` must be a positive integer or None, got {value!r}.")
     return int(value)
+
+
+def check_dense_cp(owner: str, value: Any, sublayers: Sequence[str]) -> dict | None:
+    """Validate the `dense_cp` argument: per sublayer, the CP rank and modes of its `CPDDense`.
+
+    Args:
+        owner: class name of the layer, for the error message.
+        value: `None`, or `{sublayer: {"rank": R, "input_modes": [...], "output_modes": [...]}}`
+            with sublayers from `sublayers`; modes may be left out or `None` (balanced pairs),
+            and a sublayer mapped to `None` stays a plain `Dense`.
+        sublayers: the names the layer accepts (its `CPD_SUBLAYERS`).
+
+    Returns:
+        `None` or the mapping without its `None` entries, modes as lists.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError(f"{owner}: `dense_cp` must be a mapping of sublayer names or None, got {value!r}.")
+    out = {}
+    for name, spec in value.items():
+        if name not in sublayers:
+            raise ValueError(f"{owner}: `dense_cp` names {name!r}; expected some of {', '.join(sublayers)}.")
+        if spec is None:
+            continue
+        if not isinstance(spec, dict) or not set(spec) <= {"rank", "input_modes", "output_modes"}:
+            raise ValueError(
+                f"{owner}: `dense_cp.{name}` must be a mapping of rank, input_modes and output_modes, "
+                f"got {spec!r}."
+            )
+        rank = spec.get("rank")
+        if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or rank < 1:
+            raise ValueError(f"{owner}: `dense_cp.{name}.rank` must be a positive integer, got {rank!r}.")
+        modes = {
+            key: _as_list(_check_shape_factors(f"dense_cp.{name}.{key}", spec.get(key)))
+            for key in ("input_modes", "output_modes")
+        }
+        out[name] = {"rank": int(rank), **modes}
+    return out or None
+
+
+def dense_or_cpd(name: str, units: int, activation: Any, dense_rank: int | None, dense_cp: dict | None):
+    """The sublayer `name`: a `CPDDense` as `dense_cp` (else `dense_rank`) asks, or a plain `Dense`."""
+    spec = (dense_cp or {}).get(name)
+    if spec is not None:
+        return CPDDense(
+            units,
+            spec["rank"],
+            input_shape_factors=spec["input_modes"],
+            output_shape_factors=spec["output_modes"],
+            activation=activation,
+            name=name,
+        )
+    if dense_rank is not None:
+        return CPDDense(units, dense_rank, activation=activation, name=name)
+    return keras.layers.Dense(units, activation=activation, name=name)

@@ -3,7 +3,7 @@
 import keras
 from keras import layers, ops
 
-from toolkit.layers.cpd_dense import CPDDense, check_dense_rank
+from toolkit.layers.cpd_dense import check_dense_cp, check_dense_rank, dense_or_cpd
 from toolkit.layers.shapes import check_rank, fold_time, strided_stack, unfold_time
 
 
@@ -29,6 +29,10 @@ class ProjectionDecoder(keras.layers.Layer):
         dense_rank: `None` for plain `Dense` layers, or a positive integer to make the two
             large ones, `hidden_dense` and `grid_dense`, `CPDDense` layers of that rank.
             Default value: `None`.
+        dense_cp: `None`, or per sublayer (`hidden_dense`, `grid_dense`) a mapping
+            `{"rank": R, "input_modes": [...], "output_modes": [...]}` for a `CPDDense` of that
+            rank and those modes (what `toolkit compress` writes); a sublayer it names takes
+            it over `dense_rank`. Default value: `None`.
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Example:
@@ -41,7 +45,7 @@ class ProjectionDecoder(keras.layers.Layer):
     (2, 3, 16, 16, 1)
     """
 
-    #: The Dense sublayers that `dense_rank` turns into `CPDDense` (`toolkit compress` uses it).
+    #: The Dense sublayers that `dense_rank` or `dense_cp` make `CPDDense` (`toolkit compress` uses it).
     CPD_SUBLAYERS = ("hidden_dense", "grid_dense")
 
     def __init__(
@@ -55,6 +59,7 @@ class ProjectionDecoder(keras.layers.Layer):
         activation="relu",
         output_activation=None,
         dense_rank: int | None = None,
+        dense_cp: dict | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -82,6 +87,7 @@ class ProjectionDecoder(keras.layers.Layer):
         self.output_activation = keras.activations.get(output_activation)
         self.start_size = self.image_size // step
         self.dense_rank = check_dense_rank("ProjectionDecoder", dense_rank)
+        self.dense_cp = check_dense_cp("ProjectionDecoder", dense_cp, self.CPD_SUBLAYERS)
 
     def build(self, latent_shape, condition_shape=None):
         check_rank(self, "latent", latent_shape, (2,), "[batch, latent_dim]")
@@ -119,10 +125,7 @@ class ProjectionDecoder(keras.layers.Layer):
         self.built = True
 
     def _dense(self, units: int, name: str) -> keras.layers.Layer:
-        """A plain Dense sublayer, or a CPDDense one when `dense_rank` is set (same name either way)."""
-        if self.dense_rank is None:
-            return layers.Dense(units, activation=self.activation, name=name)
-        return CPDDense(units, self.dense_rank, activation=self.activation, name=name)
+        return dense_or_cpd(name, units, self.activation, self.dense_rank, self.dense_cp)
 
     def call(self, latent, condition=None):
         time = None
@@ -160,6 +163,7 @@ class ProjectionDecoder(keras.layers.Layer):
                 "activation": keras.activations.serialize(self.activation),
                 "output_activation": keras.activations.serialize(self.output_activation),
                 "dense_rank": self.dense_rank,
+                "dense_cp": self.dense_cp,
             }
         )
         return config

@@ -3,7 +3,7 @@
 import keras
 from keras import layers, ops
 
-from toolkit.layers.cpd_dense import CPDDense, check_dense_rank
+from toolkit.layers.cpd_dense import check_dense_cp, check_dense_rank, dense_or_cpd
 from toolkit.layers.shapes import check_rank, fold_time, strided_stack, unfold_time
 
 
@@ -26,6 +26,10 @@ class RotationConditionedEncoder(keras.layers.Layer):
         dense_rank: `None` for a plain `Dense` output layer, or a positive integer to make
             `output_dense` (by far the largest) a `CPDDense` of that rank.
             Default value: `None`.
+        dense_cp: `None`, or `{"output_dense": {"rank": R, "input_modes": [...],
+            "output_modes": [...]}}` for a `CPDDense` of that rank and those modes (what
+            `toolkit compress` writes); it takes precedence over `dense_rank`.
+            Default value: `None`.
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Example:
@@ -38,7 +42,7 @@ class RotationConditionedEncoder(keras.layers.Layer):
     (2, 5, 16)
     """
 
-    #: The Dense sublayers that `dense_rank` turns into `CPDDense` (`toolkit compress` uses it).
+    #: The Dense sublayers that `dense_rank` or `dense_cp` make `CPDDense` (`toolkit compress` uses it).
     CPD_SUBLAYERS = ("output_dense",)
 
     def __init__(
@@ -49,6 +53,7 @@ class RotationConditionedEncoder(keras.layers.Layer):
         condition_units: int = 32,
         activation="relu",
         dense_rank: int | None = None,
+        dense_cp: dict | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -71,6 +76,7 @@ class RotationConditionedEncoder(keras.layers.Layer):
         self.condition_units = int(condition_units)
         self.activation = keras.activations.get(activation)
         self.dense_rank = check_dense_rank("RotationConditionedEncoder", dense_rank)
+        self.dense_cp = check_dense_cp("RotationConditionedEncoder", dense_cp, self.CPD_SUBLAYERS)
 
     def build(self, images_shape, condition_shape=None):
         check_rank(self, "images", images_shape, (4, 5), "[batch, (time,) height, width, channels]")
@@ -96,12 +102,9 @@ class RotationConditionedEncoder(keras.layers.Layer):
             features += self.condition_units
         elif condition_shape is not None:
             features += condition_shape[-1]
-        if self.dense_rank is None:
-            self.output_dense = layers.Dense(self.units, activation=self.activation, name="output_dense")
-        else:
-            self.output_dense = CPDDense(
-                self.units, self.dense_rank, activation=self.activation, name="output_dense"
-            )
+        self.output_dense = dense_or_cpd(
+            "output_dense", self.units, self.activation, self.dense_rank, self.dense_cp
+        )
         self.output_dense.build((None, features))
         self.built = True
 
@@ -130,6 +133,7 @@ class RotationConditionedEncoder(keras.layers.Layer):
                 "condition_units": self.condition_units,
                 "activation": keras.activations.serialize(self.activation),
                 "dense_rank": self.dense_rank,
+                "dense_cp": self.dense_cp,
             }
         )
         return config

@@ -231,11 +231,52 @@ def dense_rank_field(sublayers: str) -> Field:
     )
 
 
+def dense_cp_field(sublayers: tuple[str, ...]) -> Field:
+    """`dense_cp`: per sublayer, the rank and modes of its CPDDense (what `toolkit compress` writes)."""
+    layer = {
+        "rank": positive_int(REQUIRED, "CP rank"),
+        "input_modes": Field(
+            "int_list",
+            None,
+            "sizes the input axis is split into; null: two balanced",
+            minimum=1,
+            nullable=True,
+        ),
+        "output_modes": Field(
+            "int_list",
+            None,
+            "sizes the output axis is split into; null: two balanced",
+            minimum=1,
+            nullable=True,
+        ),
+    }
+    return Field(
+        "section",
+        None,
+        f"per sublayer ({', '.join(sublayers)}): a CPDDense of this rank and these modes, over dense_rank",
+        nullable=True,
+        fields={
+            name: Field(
+                "section",
+                None,
+                f"{name} as a CPDDense; null: dense_rank decides",
+                nullable=True,
+                fields=layer,
+            )
+            for name in sublayers
+        },
+    )
+
+
 ENCODERS = {
     "RotationConditionedEncoder": Component(
         "Convolutional encoder of each image joined with its condition.",
         fields_from_signature(
-            RotationConditionedEncoder, overrides={"dense_rank": dense_rank_field("output_dense")}
+            RotationConditionedEncoder,
+            overrides={
+                "dense_rank": dense_rank_field("output_dense"),
+                "dense_cp": dense_cp_field(RotationConditionedEncoder.CPD_SUBLAYERS),
+            },
         ),
         build=RotationConditionedEncoder,
     ),
@@ -258,7 +299,10 @@ DECODERS = {
         fields_from_signature(
             ProjectionDecoder,
             fixed=("image_size", "channels", "output_activation"),
-            overrides={"dense_rank": dense_rank_field("hidden_dense and grid_dense")},
+            overrides={
+                "dense_rank": dense_rank_field("hidden_dense and grid_dense"),
+                "dense_cp": dense_cp_field(ProjectionDecoder.CPD_SUBLAYERS),
+            },
         ),
         build=ProjectionDecoder,
     ),
