@@ -31,6 +31,7 @@ TARGET_LOSS_INCREASE = 0.02
 #: What each method passes to `compress_run` (the first is `toolkit compress RUN_DIR` as shipped).
 METHODS = {
     "outputs fit, matrix, ranks from a 10x budget (default)": {},
+    "the default, distilled from the original (weight 1)": {"distill": 1.0},
     "outputs fit, output axis in 2 modes, 10x budget": {"modes": 2},
     "weights fit, matrix, 10x budget": {"fit": "weights"},
     "weights fit, 2 + 2 modes, 10x budget": {"fit": "weights", "modes": 2},

@@ -18,6 +18,7 @@ from toolkit.layers import CPDDense, ProjectionDecoder, RotationConditionedEncod
 from toolkit.layers.cpd_dense import auto_factors
 from toolkit.recipes.loader import load_recipe
 from toolkit.runs.compress import (
+    Distilled,
     build_compressed,
     compress_run,
     compressed_recipe,
@@ -368,3 +369,40 @@ def test_an_orientation_run_compresses_through_its_task(tmp_path, tiny_f_orienta
     loaded = load_run(tmp_path / "cpd")
     assert isinstance(sublayer(loaded.model, "encoder/output_dense"), CPDDense) and loaded.step == 3
     assert set(tf.saved_model.load(str(tmp_path / "cpd" / "saved_model")).signatures) == {"orientation"}
+    with pytest.raises(RunError, match="--distill: expected a VAE run"):
+        compress_run(tmp_path / "run", 2, "encoder/output_dense", out=tmp_path / "distilled", distill=1.0)
+    assert not (tmp_path / "distilled").exists()
+
+
+def test_the_distillation_term_is_the_likelihood_of_the_original_reconstruction(trained, tmp_path):
+    loaded = load_run(trained, with_data=True)
+    teacher, data = loaded.model, loaded.data
+    plan = plan_layers(teacher, ALL_LAYERS, None, 1, reduction=10, modes=1)
+    student, _ = build_compressed(compressed_recipe(loaded.recipe, plan), loaded.shapes)
+    transfer(teacher, student, fit_layers(teacher, plan, None, {})[0])
+    inputs = {k: data.validation[k][:4] for k in ("images", "condition")}
+    assert float(np.max(Distilled(teacher, teacher, 1.0).loss_terms(inputs)["distillation"])) == 0.0
+    terms = Distilled(student, teacher, 0.5).loss_terms(inputs, training=False)
+    mean_s = student.decode(student.encode(inputs)[0], inputs["condition"]).numpy()
+    mean_t = teacher.decode(teacher.encode(inputs)[0], inputs["condition"]).numpy()
+    by_hand = 0.5 * (((mean_s - mean_t) / teacher.likelihood_scale) ** 2).reshape(4, -1).sum(axis=1)
+    np.testing.assert_allclose(terms["distillation"].numpy(), by_hand, rtol=1e-4)
+    assert Distilled(student, teacher, 0.5).term_weights == {
+        "reconstruction": 1.0,
+        "kl": 1.0,
+        "distillation": 0.5,
+    }
+    summary = compress_run(
+        trained,
+        1,
+        DECODER_LAYERS,
+        finetune_steps=2,
+        out=tmp_path / "d",
+        sweep_ranks=(),
+        export=False,
+        distill=1.0,
+    )
+    assert summary["distill"] == 1.0 and summary["step"] == loaded.step + 2
+    with pytest.raises(RunError, match=r"--distill -1: expected a number >= 0"):
+        compress_run(trained, 1, DECODER_LAYERS, out=tmp_path / "bad", distill=-1)
+    assert not (tmp_path / "bad").exists()

@@ -87,6 +87,13 @@ def describe(summary: dict) -> str:
 @click.option(
     "--learning-rate", type=float, default=None, help="Fine-tuning learning rate (default: the recipe's)."
 )
+@click.option(
+    "--distill",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Weight of a fine-tuning term matching the original's reconstructions (VAE runs).",
+)
 @click.option("--no-export", is_flag=True, help="Skip the SavedModel.")
 def compress(
     run_dir,
@@ -100,6 +107,7 @@ def compress(
     sweep,
     sweep_finetune_steps,
     learning_rate,
+    distill,
     no_export,
 ):
     """Replace the large Dense layers of a trained RUN_DIR by CPDDense, fine-tune, and write a new run."""
@@ -119,5 +127,6 @@ def compress(
         reduction=reduction,
         modes=modes,
         fit=fit,
+        distill=distill,
     )
     click.echo(f"{out or default_out(run_dir, rank, reduction)}: {describe(summary)}")

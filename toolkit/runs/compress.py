@@ -301,6 +301,46 @@ def fit_layers(
     return fits, infos
 
 
+class Distilled:
+    """A compressed VAE trained toward its original: the loop's model, with one loss term more.
+
+    `distillation` is the student's decoded mean scored against the teacher's reconstruction
+    (decoded from the teacher's posterior mean) by the model's own likelihood, in nats per
+    example, so `weight` 1 counts the teacher as much as the data. The training loop reads
+    `term_weights`, `loss_terms` and `trainable_variables`; everything else is the student's.
+    """
+
+    def __init__(self, student, teacher, weight: float):
+        self.require_vae(teacher)
+        self.student, self.teacher, self.weight = student, teacher, float(weight)
+
+    @staticmethod
+    def require_vae(model) -> None:
+        if not all(hasattr(model, attr) for attr in ("encode", "decode", "likelihood")):
+            raise RunError(
+                "--distill: expected a VAE run (conditional_vae); this model has no decoder to match"
+            )
+
+    def __getattr__(self, name):
+        return getattr(self.student, name)
+
+    @property
+    def term_weights(self) -> dict:
+        return {**self.student.term_weights, "distillation": self.weight}
+
+    def loss_terms(self, inputs, training=None):
+        terms = dict(self.student.loss_terms(inputs, training=training))
+        condition = inputs.get("condition")
+        target = tf.stop_gradient(self.teacher.decode(self.teacher.encode(inputs)[0], condition))
+        mean = tf.cast(terms["mean"], "float32")
+        if self.student.likelihood == "gaussian":
+            per_pixel = 0.5 * tf.square((mean - target) / self.student.likelihood_scale)
+        else:
+            per_pixel = keras.ops.binary_crossentropy(target, mean)
+        terms["distillation"] = tf.reduce_sum(per_pixel, axis=tuple(range(1, len(per_pixel.shape))))
+        return terms
+
+
 def measure(task, model, data) -> dict:
     """The task's validation metrics, with `loss` = `task.validation_loss` (lower is better)."""
     metrics = task.evaluate(model, data.validation)
@@ -391,7 +431,9 @@ def default_out(run_dir: Path, rank: int | None = None, reduction: float = DEFAU
     return run_dir.with_name(f"{run_dir.name}-cpd-{suffix}")
 
 
-def check_options(rank, reduction, modes, fit, finetune_steps, sweep_finetune_steps, als_iterations, rate):
+def check_options(
+    rank, reduction, modes, fit, finetune_steps, sweep_finetune_steps, als_iterations, rate, distill
+):
     """`RunError` naming the first bad option; the rank as an int or `None`."""
     rank = None if rank is None else check_rank(rank)
     if not isinstance(reduction, (int, float)) or isinstance(reduction, bool) or not reduction > 1:
@@ -410,6 +452,8 @@ def check_options(rank, reduction, modes, fit, finetune_steps, sweep_finetune_st
         raise RunError(f"als_iterations {als_iterations!r}: expected a positive integer")
     if rate is not None and not rate > 0:
         raise RunError(f"--learning-rate {rate!r}: expected a positive number")
+    if isinstance(distill, bool) or not isinstance(distill, (int, float)) or not distill >= 0:
+        raise RunError(f"--distill {distill!r}: expected a number >= 0 (the weight of the original's term)")
     return rank
 
 
@@ -429,6 +473,7 @@ def compress_run(
     reduction: float = DEFAULT_REDUCTION,
     modes: int = 1,
     fit: str = "outputs",
+    distill: float = 0.0,
 ) -> dict:
     """Compress a trained run's Dense layers into CPDDense, fine-tune, and write a new run.
 
@@ -452,6 +497,8 @@ def compress_run(
         reduction: without `rank`, each part's compressed layers get this many times fewer parameters.
         modes: factors each kernel axis is split into (1: the kernel stays a matrix).
         fit: `"outputs"` fits each layer's outputs on training activations, `"weights"` its kernel.
+        distill: weight of a fine-tuning term matching the original's reconstructions (`Distilled`);
+            0 fine-tunes on the data alone.
 
     Returns:
         The summary written to `out/summary.json`.
@@ -464,7 +511,15 @@ def compress_run(
     if isinstance(layers, str):
         layers = layers.split(",")
     rank = check_options(
-        rank, reduction, modes, fit, finetune_steps, sweep_finetune_steps, als_iterations, learning_rate
+        rank,
+        reduction,
+        modes,
+        fit,
+        finetune_steps,
+        sweep_finetune_steps,
+        als_iterations,
+        learning_rate,
+        distill,
     )
     sweep_ranks = [check_rank(r, "--sweep") for r in dict.fromkeys(sweep_ranks)]
     target = RunDirectory(out if out is not None else default_out(run_dir, rank, reduction))
@@ -478,6 +533,8 @@ def compress_run(
     if fit == "outputs":
         inputs = layer_inputs(original, data, names, recipe["train"]["global_batch_size"])
     plan = plan_layers(original, names, inputs, rank, reduction, modes)
+    if distill:
+        Distilled.require_vae(original)
     target.create()
 
     train_recipe = copy.deepcopy(recipe)
@@ -493,7 +550,8 @@ def compress_run(
     transfer(original, model, fits)
     log.info(f"compressed {ranks}; fine-tuning {finetune_steps} steps")
     metrics = {"original": measure(task, original, data), "compressed": measure(task, model, data)}
-    seconds = finetune(task, model, optimizer, data, train_recipe, finetune_steps, step)
+    trainee = Distilled(model, original, distill) if distill else model
+    seconds = finetune(task, trainee, optimizer, data, train_recipe, finetune_steps, step)
     metrics["finetuned"] = measure(task, model, data)
     timing = {"original": forward_seconds(original, data), "compressed": forward_seconds(model, data)}
 
@@ -508,6 +566,7 @@ def compress_run(
         "reduction": None if rank is not None else reduction,
         "modes": modes,
         "fit": fit,
+        "distill": distill,
         "layers": layer_info,
         "parameters": {
             "model_before": int(original.count_params()),
