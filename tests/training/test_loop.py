@@ -99,3 +99,20 @@ def test_restore_refuses_a_checkpoint_of_another_model(tiny_f_shadow, tmp_path):
         )
         with pytest.raises(RunError, match=message):
             restore_checkpoint(checkpoint, model_other, opt_other)
+
+
+def test_cosine_decay_follows_the_half_cosine():
+    """lr(k) = lr0 (1 + cos(pi k / T)) / 2, read from the optimizer's step counter."""
+    optimizer = make_optimizer("sgd", 0.5, decay="cosine", total_steps=10)
+    variable = keras.Variable(np.zeros(3, "float32"))
+    optimizer.build([variable])
+    rates = []
+    for _ in range(4):
+        rates.append(float(optimizer.learning_rate))
+        optimizer.apply([np.ones(3, "float32")], [variable])
+    expected = [0.5 * (1 + np.cos(np.pi * k / 10)) / 2 for k in range(4)]
+    np.testing.assert_allclose(rates, expected, rtol=1e-6)
+    # Each SGD step moves the variable by the rate it was taken at.
+    np.testing.assert_allclose(variable.numpy(), -sum(expected) * np.ones(3), rtol=1e-6)
+    with pytest.raises(ValueError, match="`decay` must be one of constant, cosine, got 'linear'"):
+        make_optimizer("adam", 1e-3, decay="linear")

@@ -10,7 +10,7 @@ from toolkit.layers import LSTMSampler, OrientationHead, ProjectionDecoder, Rota
 from toolkit.models.conditional_vae import dense_sampler
 from toolkit.recipes.schema import REQUIRED, Component, Field, fields_from_signature
 from toolkit.training import strategies
-from toolkit.training.optimizers import OPTIMIZERS
+from toolkit.training.optimizers import DECAYS, OPTIMIZERS
 
 CURRENT_VERSION = 1
 
@@ -360,6 +360,12 @@ MODELS = {
 TRAIN = {
     "optimizer": Field("str", "adam", "Keras optimizer name", choices=tuple(OPTIMIZERS)),
     "learning_rate": positive_float(1e-3, "learning rate"),
+    "decay": Field(
+        "str",
+        "constant",
+        "learning-rate schedule: constant, or cosine to zero at the last step",
+        choices=DECAYS,
+    ),
     "global_batch_size": positive_int(64, "examples per step, summed over all replicas"),
     "epochs": positive_int(10, "number of epochs"),
     "steps_per_epoch": positive_int(100, "optimizer steps per epoch"),

@@ -37,6 +37,7 @@ class Setup:
         with self.strategy.scope():
             keras.utils.set_random_seed(train["seed"] if seed is None else seed)
             model = self.task.build_model(shapes)
-            optimizer = make_optimizer(train["optimizer"], train["learning_rate"])
+            total = train["epochs"] * train["steps_per_epoch"]
+            optimizer = make_optimizer(train["optimizer"], train["learning_rate"], train["decay"], total)
             build_for_training(self.task, model, optimizer, shapes.zeros())
         return model, optimizer
