@@ -194,13 +194,13 @@ def format_accuracy(r: dict[str, Any]) -> str:
         verdict = met[row["decoder_ratio"] >= TARGET_RATIO and t["quality_met"]]
         lines.append(
             f"{row['method']:<56} {row['decoder_ratio']:>7.1f}x {row['layers_ratio']:>5.1f}x  "
-            f"{t['val_ssim']:>7.4f} {t['ssim_drop']:>7.4f} {t['mse_ratio']:>6.2f} {t['loss_increase']:>+7.2%}"
+            f"{t['val_ssim']:>7.4f} {t['ssim_drop']:>7.4f} {t['mse_ratio']:>6.3f} {t['loss_increase']:>+7.2%}"
             f"  SSIM {b['val_ssim']:.3f} MSE {b['mse_ratio']:>5.2f}x  {verdict}"
         )
     for label, t in r["references"].items():
         lines.append(
             f"{label:<56} {'':>8} {'':>6}  {t['val_ssim']:>7.4f} {t['ssim_drop']:>7.4f} "
-            f"{t['mse_ratio']:>6.2f} {t['loss_increase']:>+7.2%}"
+            f"{t['mse_ratio']:>6.3f} {t['loss_increase']:>+7.2%}"
         )
     for row in r["methods"]:
         lines.append(

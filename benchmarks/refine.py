@@ -52,7 +52,11 @@ from toolkit.runs.refine import refine_star
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 CASES = {  # name: (recipe, overrides)
-    "clean": (RECIPES / "f_orientation.yaml", ["data.sample.blob_sigma=0.025"]),
+    # f_orientation's former schedule, as for the cryo-EM cases (their recipes keep it).
+    "clean": (
+        RECIPES / "f_orientation.yaml",
+        ["data.sample.blob_sigma=0.025", "train.epochs=25", "train.decay=constant"],
+    ),
     "ctf_snr0.1_shift2": (RECIPES / "f_orientation_snr0.1.yaml", []),
 }
 THRESHOLDS = (1, 2, 5)
