@@ -61,9 +61,19 @@ def test_run_log_and_tensorboard_of_a_quiet_run(reference_run):
 
 
 def summary_steps(run_dir) -> dict:
-    """Every TensorBoard scalar tag of a run and the steps it was written at, in file order."""
+    """Every TensorBoard scalar tag of a run and the steps it was written at, in the order written.
+
+    A name is `events.out.tfevents.<seconds>.<host>.<pid>.<counter>.v2`: two writers opened within
+    one second differ by the counter, which sorts as text ("102" before "98"), so it is compared
+    as a number.
+    """
+
+    def opened(path):
+        parts = path.name.split(".")
+        return int(parts[3]), int(parts[-2])
+
     seen = defaultdict(list)
-    for path in sorted((run_dir / "tensorboard").glob("events.*")):
+    for path in sorted((run_dir / "tensorboard").glob("events.*"), key=opened):
         for event in tf.compat.v1.train.summary_iterator(str(path)):
             for value in event.summary.value:
                 seen[value.tag].append(event.step)
