@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from matplotlib.ticker import MaxNLocator
+
 from toolkit.figures.plots import plt, save
 
 
@@ -20,6 +22,7 @@ def als_convergence(curves: dict[str, list[float]], ranks: dict[str, int], path:
     for name, errors in curves.items():
         ax.plot(range(1, len(errors) + 1), errors, label=f"{name} (rank {ranks[name]})")
     ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("ALS iteration")
     ax.set_ylabel("relative error of the fitted tensor")
     ax.set_title("CP-ALS convergence")
