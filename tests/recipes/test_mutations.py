@@ -24,9 +24,11 @@ misspelt key with a hint to the key meant), or it validates and then builds as
 
 from __future__ import annotations
 
+import atexit
 import copy
 import json
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -249,6 +251,7 @@ def required_files() -> dict[str, dict]:
     from toolkit.io.particles import write_particles
 
     folder = Path(tempfile.mkdtemp(prefix="mutations-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # read at collection and by every test
     volume = np.zeros((16, 16, 16), np.float32)
     volume[6:10, 5:11, 7:9] = 1.0
     write_map(folder / "map.mrc", volume, 4.0)
