@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from toolkit.layers.blob_density import BlobDensity
 from toolkit.layers.cpd_dense import CPDDense
 from toolkit.layers.gaussian_latent import GaussianLatent
 from toolkit.layers.lstm_sampler import LSTMSampler
@@ -233,6 +234,12 @@ GOLDENS: tuple[Golden, ...] = (
         functools.partial(_vectors, 61, 8),
     ),
     Golden(
+        "blob_density",
+        "BlobDensity",
+        _constructor(BlobDensity, count=6, image_size=8, extent=1.0, radius=0.3, sigma=0.2),
+        lambda: (_rotations(_rng(80), BATCH).astype("float32"),),
+    ),
+    Golden(
         "orientation_head",
         "OrientationHead",
         _constructor(OrientationHead, hidden_units=(5,), activation="tanh"),
@@ -262,6 +269,7 @@ BAD_ARGUMENTS: dict[str, tuple[dict, str]] = {
     "cpd_dense": ({"rank": -2}, "-2"),
     "cpd_dense_regularized": ({"units": 0}, "0"),
     "orientation_head": ({"hidden_units": (4, 0)}, "0"),
+    "blob_density": ({"count": 0}, "0"),
 }
 
 #: (golden name, capability) -> reason: a known conformance failure in a file this suite

@@ -3,6 +3,7 @@
 Every layer is registered for Keras serialization under the package name ``toolkit``.
 """
 
+from toolkit.layers.blob_density import BlobDensity
 from toolkit.layers.cpd_dense import CPDDense
 from toolkit.layers.gaussian_latent import GaussianLatent
 from toolkit.layers.lstm_sampler import LSTMSampler
@@ -12,6 +13,7 @@ from toolkit.layers.projection_decoder import ProjectionDecoder
 from toolkit.layers.rotation_conditioned_encoder import RotationConditionedEncoder
 
 __all__ = [
+    "BlobDensity",
     "CPDDense",
     "GaussianLatent",
     "LSTMSampler",
