@@ -111,7 +111,8 @@ def test_ranks_follow_the_whitened_spectra(trained):
     loaded = load_run(trained, with_data=True)
     names = ["decoder/hidden_dense", "decoder/grid_dense"]
     inputs = layer_inputs(loaded.model, loaded.data, names, batch_size=4, batches=4)
-    assert inputs["decoder/grid_dense"].shape == (4 * 4 * 2, 8)  # batches x batch x views, units
+    grid = inputs["decoder/grid_dense"]
+    assert (grid.count, grid.covariance.shape) == (4 * 4 * 2, (8, 8))  # batches x batch x views; units
     loose = plan_layers(loaded.model, names, inputs, None, reduction=1.5, modes=1)
     tight = plan_layers(loaded.model, names, inputs, None, reduction=3, modes=1)
     assert all(loose[name]["rank"] >= tight[name]["rank"] for name in names)

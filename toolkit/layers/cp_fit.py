@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -17,12 +18,53 @@ import numpy as np
 RIDGE = 1e-3
 
 
+@dataclass(frozen=True)
+class InputStatistics:
+    """What an outputs fit needs of a layer's inputs, computed once: `||X_c M||_F^2 = count tr(M^T C M)`.
+
+    `root` is `L` with `L L^T = C + ridge` (so `||X_c M|| ~ sqrt(count) ||L^T M||`) and
+    `inverse_root` is `L^-T`, which maps a kernel fitted in whitened coordinates back.
+    """
+
+    count: int
+    mean: np.ndarray
+    covariance: np.ndarray
+    root: np.ndarray
+    inverse_root: np.ndarray
+
+    @classmethod
+    def of(cls, inputs, features: int | None = None) -> InputStatistics:
+        """The statistics of rows `inputs` `[examples, features]`; an `InputStatistics` is returned as is."""
+        if isinstance(inputs, cls):
+            statistics = inputs
+        else:
+            inputs = np.asarray(inputs, dtype=np.float64)
+            if inputs.ndim != 2 or len(inputs) < 2 or (features is not None and inputs.shape[1] != features):
+                wanted = "features" if features is None else features
+                raise ValueError(
+                    f"cp_fit: `inputs` must be (examples >= 2, {wanted}), got shape {tuple(inputs.shape)}."
+                )
+            mean = inputs.mean(axis=0)
+            centred = inputs - mean
+            covariance = centred.T @ centred / len(inputs)
+            values, vectors = np.linalg.eigh(covariance)
+            values = np.maximum(values, 0.0) + RIDGE * max(float(np.mean(values)), 1e-300)
+            statistics = cls(
+                len(inputs), mean, covariance, vectors * np.sqrt(values), vectors / np.sqrt(values)
+            )
+        if features is not None and len(statistics.mean) != features:
+            raise ValueError(
+                f"cp_fit: `inputs` have {len(statistics.mean)} features, the kernel takes {features}."
+            )
+        return statistics
+
+
 def cp_fit(
     kernel: np.ndarray,
     rank: int,
     input_modes: Sequence[int],
     output_modes: Sequence[int],
-    inputs: np.ndarray | None = None,
+    inputs: np.ndarray | InputStatistics | None = None,
     n_iter_max: int = 200,
     tol: float = 1e-8,
     random_state: int | None = 0,
@@ -31,7 +73,8 @@ def cp_fit(
     """Rank-`rank` CP factors of an `(in, out)` kernel tensorized as `(*input_modes, *output_modes)`.
 
     Without `inputs` the factors minimize `||W - W_hat||_F` (ALS, `tensorly.decomposition.parafac`).
-    With `inputs` (rows of the layer's input, e.g. activations on training data) they minimize
+    With `inputs` (rows of the layer's input, e.g. activations on training data, or their
+    `InputStatistics`, to share them between fits) they minimize
     the error of the layer's outputs, `||(X - mean) (W - W_hat)||_F`: the kernel is fitted in the
     inputs' whitened coordinates and mapped back, which needs the input axis as one mode
     (`input_modes == (in,)`). With one input and one output mode the ALS starts at, and keeps,
@@ -64,8 +107,8 @@ def cp_fit(
                 "cp_fit: a fit to the outputs needs the input axis as one mode, "
                 f"got input modes {input_modes}."
             )
-        root, inverse_root = _covariance_roots(np.asarray(inputs, dtype=np.float64), kernel.shape[0])
-        target, unwhiten = root.T @ kernel, inverse_root
+        inputs = InputStatistics.of(inputs, kernel.shape[0])
+        target, unwhiten = inputs.root.T @ kernel, inputs.inverse_root
     tensor = target.reshape(*input_modes, *output_modes)
     if init == "svd" and tensor.ndim == 2 and rank > min(tensor.shape):
         init = "random"  # TensorLy's SVD init of a matrix breaks past full rank (mismatched factors)
@@ -91,14 +134,18 @@ def cp_fit(
 
 
 def fit_errors(kernel: np.ndarray, factors: Sequence[np.ndarray], input_count: int, inputs=None) -> dict:
-    """`relative_error` of the kernel rebuilt from `factors`, and `output_error` on `inputs` if given."""
+    """`relative_error` of the kernel rebuilt from `factors`, and `output_error` on `inputs` if given.
+
+    `inputs` are rows or their `InputStatistics`; the output error is read from the covariance.
+    """
     kernel = np.asarray(kernel, dtype=np.float64)
     approx = rebuild_kernel([np.asarray(f, np.float64) for f in factors], input_count)
     out = {"relative_error": float(np.linalg.norm(kernel - approx) / np.linalg.norm(kernel))}
     if inputs is not None:
-        centred = np.asarray(inputs, np.float64) - np.mean(inputs, axis=0)
-        reference = np.linalg.norm(centred @ kernel)
-        out["output_error"] = float(np.linalg.norm(centred @ (kernel - approx)) / max(reference, 1e-300))
+        covariance = InputStatistics.of(inputs, kernel.shape[0]).covariance
+        gap = kernel - approx
+        energy = np.sum(kernel * (covariance @ kernel))
+        out["output_error"] = float(np.sqrt(max(np.sum(gap * (covariance @ gap)), 0.0) / max(energy, 1e-300)))
     return out
 
 
@@ -130,7 +177,7 @@ def balance_factors(factors: list[np.ndarray], weights: np.ndarray) -> list[np.n
     return [f * (target / safe[m])[None, :] for m, f in enumerate(factors)]
 
 
-def whitened_spectrum(kernel: np.ndarray, inputs: np.ndarray | None = None) -> np.ndarray:
+def whitened_spectrum(kernel: np.ndarray, inputs: np.ndarray | InputStatistics | None = None) -> np.ndarray:
     """Squared singular values of the kernel (in the inputs' whitened coordinates when given), over their sum.
 
     Entry k is the share of the squared (output) error that the k-th rank of a matrix-mode
@@ -138,8 +185,7 @@ def whitened_spectrum(kernel: np.ndarray, inputs: np.ndarray | None = None) -> n
     """
     kernel = np.asarray(kernel, dtype=np.float64)
     if inputs is not None:
-        root, _ = _covariance_roots(np.asarray(inputs, dtype=np.float64), kernel.shape[0])
-        kernel = root.T @ kernel
+        kernel = InputStatistics.of(inputs, kernel.shape[0]).root.T @ kernel
     values = np.linalg.svd(kernel, compute_uv=False) ** 2
     return values / values.sum()
 
@@ -169,16 +215,3 @@ def choose_ranks(spectra: dict, costs: dict, budget: int) -> dict:
         _, best = max(offers)
         ranks[best] += 1
         spent += costs[best]
-
-
-def _covariance_roots(inputs: np.ndarray, features: int) -> tuple[np.ndarray, np.ndarray]:
-    """`(L, L^-1)` with `L L^T` the inputs' covariance (plus a ridge): `||X_c M|| = ||L^T M||`."""
-    if inputs.ndim != 2 or inputs.shape[1] != features or len(inputs) < 2:
-        raise ValueError(
-            f"cp_fit: `inputs` must be (examples >= 2, {features}), got shape {tuple(inputs.shape)}."
-        )
-    centred = inputs - inputs.mean(axis=0)
-    covariance = centred.T @ centred / len(inputs)
-    values, vectors = np.linalg.eigh(covariance)
-    values = np.maximum(values, 0.0) + RIDGE * max(float(np.mean(values)), 1e-300)
-    return vectors * np.sqrt(values), vectors / np.sqrt(values)

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from toolkit.layers.cp_fit import cp_fit, fit_errors, rebuild_kernel
+from toolkit.layers.cp_fit import InputStatistics, cp_fit, fit_errors, rebuild_kernel
 
 
 def auto_factors(n: int, modes: int = 2) -> tuple[int, ...]:
@@ -265,7 +265,7 @@ class CPDDense(keras.layers.Layer):
         rank: int,
         input_shape_factors: Sequence[int] | None = None,
         output_shape_factors: Sequence[int] | None = None,
-        inputs: np.ndarray | None = None,
+        inputs: np.ndarray | InputStatistics | None = None,
         n_iter_max: int = 200,
         tol: float = 1e-8,
         random_state: int | None = 0,
@@ -275,10 +275,11 @@ class CPDDense(keras.layers.Layer):
         """Compress a built `Dense` layer into a `CPDDense` whose factors `cp_fit` fits.
 
         Without `inputs` the factors fit the kernel; with `inputs` (rows of the layer's input,
-        e.g. activations on training data) they fit the layer's outputs on them, and the bias
-        is shifted so the mean output is kept; that needs `input_shape_factors=(in,)`.
-        Activation, `use_bias`, the bias values and the dtype policy are copied; the kernel
-        regularizer is not (it would mean something else on the factors).
+        e.g. activations on training data, or their `InputStatistics`) they fit the layer's
+        outputs on them, and the bias is shifted so the mean output is kept; that needs
+        `input_shape_factors=(in,)`. Activation, `use_bias`, the bias values and the dtype
+        policy are copied; the kernel regularizer is not (it would mean something else on the
+        factors).
 
         Returns:
             `(layer, info)`: the built `CPDDense` and `cp_fit`'s info (`"als_errors"`,
@@ -307,6 +308,8 @@ class CPDDense(keras.layers.Layer):
             dtype=dense.dtype_policy,
         )
         layer.build((None, in_features))
+        if inputs is not None:
+            inputs = InputStatistics.of(inputs, in_features)
         factors, info = cp_fit(
             kernel,
             rank,
@@ -325,7 +328,7 @@ class CPDDense(keras.layers.Layer):
             bias = np.asarray(ops.convert_to_numpy(dense.bias), dtype=np.float64)
             if inputs is not None:  # the mean input keeps its output
                 approx = rebuild_kernel(stored, len(layer.input_modes))
-                bias = bias + np.mean(inputs, axis=0) @ (kernel - approx)
+                bias = bias + inputs.mean @ (kernel - approx)
             layer.bias.assign(bias.astype(layer.bias.dtype))
         info.update(fit_errors(kernel, stored, len(layer.input_modes), inputs))
         return layer, info

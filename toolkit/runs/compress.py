@@ -29,7 +29,7 @@ import tensorflow as tf
 
 from toolkit.errors import RunError
 from toolkit.figures import compression as compression_figures
-from toolkit.layers.cp_fit import choose_ranks, whitened_spectrum
+from toolkit.layers.cp_fit import InputStatistics, choose_ranks, whitened_spectrum
 from toolkit.layers.cpd_dense import CPDDense, auto_factors
 from toolkit.runs.directory import RunDirectory, load_run
 from toolkit.runs.export import export_saved_model
@@ -185,7 +185,8 @@ def compressed_recipe(recipe: dict, plan: dict) -> dict:
 
 
 def layer_inputs(model, data, names: Sequence[str], batch_size: int, batches: int = INPUT_BATCHES) -> dict:
-    """The rows each named sublayer takes in deterministic forward passes over the first training batches."""
+    """The `InputStatistics` of the rows each named sublayer takes in deterministic forward passes
+    over the first training batches: computed once, shared by the rank choice and every fit."""
     seen = {name: [] for name in names}
     layers = {name: sublayer(model, name) for name in names}
 
@@ -204,7 +205,7 @@ def layer_inputs(model, data, names: Sequence[str], batch_size: int, batches: in
     finally:
         for layer in layers.values():
             del layer.call
-    return {name: np.concatenate(rows) for name, rows in seen.items()}
+    return {name: InputStatistics.of(np.concatenate(rows)) for name, rows in seen.items()}
 
 
 def plan_layers(
@@ -273,7 +274,7 @@ def fit_layers(
     Args:
         original: the trained model.
         plan: `plan_layers`' rank and modes per name path.
-        inputs: the layers' training inputs for an outputs fit, or `None` for a weights fit.
+        inputs: the `layer_inputs` statistics for an outputs fit, or `None` for a weights fit.
         cache: `{(name, rank, modes): (layer, info)}`, filled here.
         iterations: most ALS sweeps.
         tol: ALS stops when the relative error changes by less than this.
