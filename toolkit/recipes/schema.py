@@ -26,8 +26,8 @@ class Field:
     """One recipe key: its kind, default, description and range.
 
     `kind` is one of "int", "float", "str", "bool", "int_list", "float_list", "str_list",
-    "ranges" (a list of [low, high] pairs), "section" (nested `fields`) or "component"
-    (a dict with a `type:` chosen from `registry`).
+    "ranges" (a list of [low, high] pairs), "section" (nested `fields`), "section_list" (a
+    non-empty list of such sections) or "component" (a dict with a `type:` chosen from `registry`).
     """
 
     kind: str
@@ -134,6 +134,13 @@ def validate_value(path: str, value, spec: Field, errors: list[str]):
         return validate_section(path, value, spec.fields or {}, errors)
     if spec.kind == "component":
         return validate_component(path, value, spec.registry or {}, errors)
+    if spec.kind == "section_list":
+        if not isinstance(value, (list, tuple)) or not value:
+            errors.append(f"{path}: expected a non-empty list of mappings, got {describe(value)}")
+            return None
+        return [
+            validate_section(f"{path}[{i}]", item, spec.fields or {}, errors) for i, item in enumerate(value)
+        ]
     if spec.kind.endswith("_list") or spec.kind == "ranges":
         if not isinstance(value, (list, tuple)):
             errors.append(f"{path}: expected a list, got {describe(value)}")

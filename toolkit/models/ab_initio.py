@@ -1,0 +1,225 @@
+"""AbInitio: a density and the poses of its shadows, learned together from unlabeled images.
+
+Each training step searches every image's pose against the current density, then moves the
+density toward the images at those poses, as stochastic-gradient ab initio methods do:
+
+1. **Frequency marching.** Training runs through `stages`, each a comparison at one resolution:
+   both sides are blurred by a Gaussian of `blur` pixels and sampled on a grid `downsample`
+   times coarser. The blob density renders its blurred shadows exactly (a blob of width s
+   blurred by b is a blob of width sqrt(s^2 + b^2)), and an image is blurred by two matrix
+   products, so a coarse stage costs a fraction of a full-size one.
+2. **Search.** The density's shadows at every rotation of an equal-volume SO(3) grid
+   (`toolkit.geometry.grids`, level 2: 4,608 rotations about 15 degrees apart) are scored
+   against the images in one matrix product, then the best rotation is refined locally on a
+   3x3x3 stencil of small turns, `local_rounds` times, each stencil half as wide.
+3. **Assignment.** A stage with `temperature` > 0 weighs every grid rotation by a softmax of its
+   error (soft, the way expectation-maximization weighs poses), which keeps the early density from
+   committing to the poses of a wrong shape; a stage with 0 takes the searched pose alone (hard).
+4. **Scale-free error.** Each image is compared with the density's shadow at its best scale
+   (least squares, `|x|^2 - <x, p>^2 / |p|^2`), so neither the density's mass nor the images'
+   normalization has to be learned first.
+
+An image encoder with an orientation head learns, beside the density, to predict the pose that
+the search found (never a true pose): it amortizes the search, and the exported `orientation`
+signature is that encoder. Poses and density are defined up to one global rotation and a
+mirror, so they are scored after a global alignment (`toolkit.geometry.alignment`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from toolkit.data.render import pixel_centers, render_shadows
+from toolkit.geometry import grids
+
+EXTENT = 1.0  # the density lives in box units: the images span [-1, 1]
+
+
+def blur_matrix(image_size: int, downsample: int, blur: float) -> np.ndarray:
+    """[n, S]: image rows (or columns) blurred by `blur` pixels and read at n = S / downsample points.
+
+    `W X W^T` is the image convolved with that Gaussian and read at the coarse grid's centres, which
+    share pixel S // 2 as the origin.
+    """
+    fine = pixel_centers(image_size, EXTENT)
+    coarse = pixel_centers(image_size // downsample, EXTENT)
+    width = blur * (fine[1] - fine[0])
+    weights = np.exp(-0.5 * np.square((coarse[:, None] - fine[None, :]) / width))
+    return (weights * (fine[1] - fine[0]) / (math.sqrt(2 * math.pi) * width)).astype(np.float32)
+
+
+def stencil(step_degrees: float) -> np.ndarray:
+    """27 small turns [27, 3, 3]: axis-angle vectors on a 3x3x3 cube of `step_degrees` spacing."""
+    from scipy.spatial.transform import Rotation
+
+    line = np.radians(step_degrees) * np.array([-1.0, 0.0, 1.0])
+    vectors = np.stack(np.meshgrid(line, line, line, indexing="ij"), -1).reshape(-1, 3)
+    return Rotation.from_rotvec(vectors).as_matrix().astype(np.float32)
+
+
+def residuals(images, shadows):
+    """`|x|^2 - <x, p>^2 / |p|^2` [B, M]: each image [B, K] against each shadow [M, K] at its best scale."""
+    dot = tf.matmul(images, shadows, transpose_b=True)
+    own = tf.reduce_sum(tf.square(shadows), -1)
+    return tf.reduce_sum(tf.square(images), -1, keepdims=True) - tf.square(dot) / (own[None, :] + 1e-12)
+
+
+def paired_residuals(images, shadows):
+    """The same, pairwise: images [B, K] against shadows [B, J, K] -> [B, J]."""
+    dot = tf.einsum("bk,bjk->bj", images, shadows)
+    own = tf.reduce_sum(tf.square(shadows), -1)
+    return tf.reduce_sum(tf.square(images), -1, keepdims=True) - tf.square(dot) / (own + 1e-12)
+
+
+@keras.saving.register_keras_serializable(package="toolkit")
+class AbInitio(keras.Model):
+    """A blob density, its poses found by search, and an encoder that learns those poses.
+
+    Args:
+        density: a `BlobDensity` in box units (extent 1) with the images' size.
+        encoder: maps images to features, e.g. `RotationConditionedEncoder`.
+        head: maps features to rotation matrices, e.g. `OrientationHead`.
+        image_size: pixels per side of the images.
+        stages: each a dict of `downsample`, `blur` (pixels), `temperature` and `until`
+            (the fraction of the training steps at which the stage ends).
+        total_steps: the run's optimizer steps, which the stages divide.
+        search_level: level of the SO(3) grid searched. Default value: `2`.
+        local_rounds: local refinements of the best grid rotation. Default value: `2`.
+        orientation_weight: weight of the encoder's term. Default value: `1.0`.
+        **kwargs: standard `keras.Model` arguments.
+    """
+
+    def __init__(
+        self,
+        density,
+        encoder,
+        head,
+        image_size: int,
+        stages,
+        total_steps: int,
+        search_level: int = 2,
+        local_rounds: int = 2,
+        orientation_weight: float = 1.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.density, self.encoder, self.head = density, encoder, head
+        if not density.built:  # the model's call reaches the encoder only
+            density.build((None, 3, 3))
+        self.image_size, self.total_steps = int(image_size), int(total_steps)
+        self.stages = [dict(stage) for stage in stages]
+        self.search_level, self.local_rounds = int(search_level), int(local_rounds)
+        self.orientation_weight = float(orientation_weight)
+        self.grid = tf.constant(grids.cell_rotations(search_level, *grids.full_grid(search_level)))
+        first = grids.step_degrees(search_level) / 3
+        self.stencils = [tf.constant(stencil(first / 2**r)) for r in range(self.local_rounds)]
+        self.blurs = [
+            tf.constant(blur_matrix(self.image_size, s["downsample"], s["blur"])) for s in self.stages
+        ]
+        self.boundaries = tf.constant([int(s["until"] * total_steps) for s in self.stages[:-1]], tf.int64)
+        self.steps = self.add_weight(
+            name="steps",
+            shape=(),
+            dtype="int64",
+            initializer="zeros",
+            trainable=False,
+            aggregation="only_first_replica",
+        )
+
+    @property
+    def term_weights(self) -> dict:
+        return {"reconstruction": 1.0, "orientation": self.orientation_weight}
+
+    def call(self, inputs, training=None):
+        """The encoder's poses [B, 3, 3] of images [B, S, S, 1]."""
+        images = inputs["images"] if isinstance(inputs, dict) else inputs
+        return self.head(self.encoder(images))
+
+    def stage_index(self):
+        return tf.reduce_sum(tf.cast(self.steps >= self.boundaries, tf.int32))
+
+    def shadows(self, rotations, stage: int, translations=None):
+        """The density's shadows [N, n, n] at a stage's blur and coarse grid."""
+        spec = self.stages[stage]
+        density = self.density
+        sigma = tf.sqrt(
+            tf.exp(2.0 * density.log_sigmas) + (spec["blur"] * 2.0 * EXTENT / self.image_size) ** 2
+        )
+        blobs = (density.centers, tf.exp(density.log_weights), sigma)
+        return render_shadows(blobs, rotations, self.image_size // spec["downsample"], EXTENT, translations)
+
+    def coarse(self, images, stage: int):
+        """Images [B, S, S] blurred and sampled on the stage's grid, flattened [B, n * n]."""
+        blur = self.blurs[stage]
+        low = tf.einsum("ij,bjk,lk->bil", blur, images, blur)
+        return tf.reshape(low, [tf.shape(images)[0], -1])
+
+    def search(self, images, stage: int):
+        """Each coarse image's [B, K] best grid rotation, refined locally [B, 3, 3], and the grid's residuals."""
+        flat = lambda x: tf.reshape(x, [tf.shape(x)[0], -1])  # noqa: E731
+        grid_errors = residuals(images, flat(self.shadows(self.grid, stage)))
+        poses = tf.gather(self.grid, tf.argmin(grid_errors, axis=1))
+        for turns in self.stencils:
+            candidates = tf.einsum("jik,bkl->bjil", turns, poses)  # [B, 27, 3, 3]
+            shadows = flat(self.shadows(tf.reshape(candidates, [-1, 3, 3]), stage))
+            errors = paired_residuals(images, tf.reshape(shadows, [tf.shape(images)[0], 27, -1]))
+            poses = tf.gather(candidates, tf.argmin(errors, axis=1), batch_dims=1)
+        return tf.stop_gradient(poses), grid_errors
+
+    def stage_terms(self, images, stage: int):
+        """(reconstruction [B], searched poses [B, 3, 3]) at one stage."""
+        low = self.coarse(images, stage)
+        temperature = self.stages[stage]["temperature"]
+        if temperature > 0:
+            shadows = tf.reshape(self.shadows(self.grid, stage), [len(self.grid), -1])
+            errors = residuals(low, shadows)
+            best = tf.reduce_min(errors, axis=1, keepdims=True)
+            scale = temperature * tf.reduce_mean(best) + 1e-12
+            weights = tf.stop_gradient(tf.nn.softmax(-(errors - best) / scale, axis=1))
+            poses = tf.stop_gradient(tf.gather(self.grid, tf.argmin(errors, axis=1)))
+            return tf.reduce_sum(weights * errors, axis=1), poses
+        poses, _ = self.search(tf.stop_gradient(low), stage)
+        shadows = tf.reshape(self.shadows(poses, stage), [tf.shape(low)[0], 1, -1])
+        return paired_residuals(low, shadows)[:, 0], poses
+
+    def loss_terms(self, inputs, training=None) -> dict:
+        """Per example: the density's scale-free error at its pose and the encoder's distance to that pose."""
+        size = self.image_size
+        images = tf.reshape(tf.cast(inputs["images"], "float32"), [-1, size, size])  # one view per example
+        if training:
+            self.steps.assign_add(1)
+        branches = [lambda s=s: self.stage_terms(images, s) for s in range(len(self.stages))]
+        reconstruction, poses = tf.switch_case(self.stage_index(), branches)
+        predicted = ops.reshape(ops.cast(self(inputs, training=training), "float32"), (-1, 3, 3))
+        orientation = ops.sum(ops.square(predicted - poses), axis=(-2, -1))
+        return {"reconstruction": reconstruction, "orientation": orientation, "poses": poses}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                **{
+                    k: keras.saving.serialize_keras_object(getattr(self, k))
+                    for k in ("density", "encoder", "head")
+                },
+                "image_size": self.image_size,
+                "stages": self.stages,
+                "total_steps": self.total_steps,
+                "search_level": self.search_level,
+                "local_rounds": self.local_rounds,
+                "orientation_weight": self.orientation_weight,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("density", "encoder", "head"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)

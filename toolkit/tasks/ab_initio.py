@@ -1,0 +1,151 @@
+"""`model.type: ab_initio`: the density and the poses together, from images without poses.
+
+No true pose reaches the model (`input_keys` holds only `images`). When the data has true poses
+(simulated shadows), they score the learned ones after a global alignment in both hands
+(`toolkit.geometry.alignment.align_poses`), and the learned map is aligned to the sample's
+true map and judged by its FSC.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from toolkit.data.render import render_volume
+from toolkit.data.sources.base import DataBundle, DataShapes
+from toolkit.geometry import error_statistics, matrix_to_relion
+from toolkit.geometry.alignment import align_poses
+from toolkit.layers import BlobDensity
+from toolkit.models.ab_initio import EXTENT, AbInitio
+from toolkit.recipes.spec import ENCODERS, HEADS
+from toolkit.tasks.base import Task
+from toolkit.training.evaluate import batches, compiled_per_model
+
+
+class AbInitioTask(Task):
+    """Learn a blob density and each image's pose by search, and an encoder that amortizes the search.
+
+    Held-out metrics (with true poses): the searched poses' and the encoder's geodesic errors
+    after global alignment (`val_median_error_deg`, `val_encoder_median_error_deg`, ...), and
+    `val_residual`, the mean scale-free error of the held-out images at their searched poses
+    at the last stage's resolution, which needs no truth.
+    """
+
+    name = "ab_initio"
+    input_keys = ("images",)
+    shown_metrics = ("val_median_error_deg", "val_encoder_median_error_deg", "train_seconds")
+    compared_metrics = ("val_residual",)
+
+    def check(self, shapes: DataShapes) -> list[str]:
+        errors = self.layer_errors((("encoder", ENCODERS, {}), ("head", HEADS, {})))
+        if shapes.sequence_length not in (None, 1):
+            errors.append(
+                "data.sequence_length: ab_initio learns from single images, got "
+                f"{shapes.sequence_length}; set it to 1"
+            )
+        for i, stage in enumerate(self.spec["stages"]):
+            if shapes.image_size % stage["downsample"]:
+                errors.append(
+                    f"model.stages[{i}].downsample: {stage['downsample']} does not divide the image size "
+                    f"{shapes.image_size}; use a divisor"
+                )
+        untils = [stage["until"] for stage in self.spec["stages"]]
+        if untils != sorted(untils):
+            errors.append(f"model.stages: `until` must increase from stage to stage, got {untils}")
+        return errors
+
+    def build_model(self, shapes: DataShapes) -> AbInitio:
+        spec, train = self.spec, self.recipe["train"]
+        density = spec["density"]
+        return AbInitio(
+            density=BlobDensity(
+                count=density["count"],
+                image_size=shapes.image_size,
+                extent=EXTENT,
+                radius=density["radius"],
+                sigma=density["sigma"],
+                seed=train["seed"],
+                name="density",
+            ),
+            encoder=ENCODERS[spec["encoder"]["type"]].make(spec["encoder"], name="encoder"),
+            head=HEADS[spec["head"]["type"]].make(spec["head"], name="head"),
+            image_size=shapes.image_size,
+            stages=spec["stages"],
+            total_steps=train["epochs"] * train["steps_per_epoch"],
+            search_level=spec["search_level"],
+            local_rounds=spec["local_rounds"],
+            orientation_weight=spec["orientation_weight"],
+            name=self.recipe["name"].replace("-", "_").replace(".", "_"),
+        )
+
+    def evaluate(self, model, validation: dict) -> dict:
+        found = search_validation(model, validation)
+        metrics = {"val_residual": float(np.mean(found["residuals"]))}
+        if "rotations" in validation:
+            true = np.reshape(validation["rotations"], (-1, 3, 3))
+            for prefix, poses in (("val_", found["poses"]), ("val_encoder_", found["encoder"])):
+                aligned = align_poses(poses, true)
+                metrics.update(error_statistics(aligned["errors_deg"], prefix=prefix))
+        return metrics
+
+    def validation_loss(self, metrics: dict) -> float:
+        """The mean scale-free residual of the held-out images at their searched poses."""
+        return metrics["val_residual"]
+
+    def learned_map(self, model) -> np.ndarray:
+        """The density on the images' grid [S, S, S] (z, y, x), in box units."""
+        return render_volume(model.density.sample(), model.image_size, EXTENT)
+
+    def summary(self, model, data: DataBundle, metrics: dict) -> dict:
+        return {"stage": int(model.stage_index()) + 1}
+
+    def figures(self, model, data: DataBundle, directory: Path) -> None:
+        from toolkit.figures import plots
+
+        validation = data.validation
+        if "rotations" in validation:
+            found = search_validation(model, validation)
+            aligned = align_poses(found["poses"], np.reshape(validation["rotations"], (-1, 3, 3)))
+            plots.error_histogram(aligned["errors_deg"], directory / "orientation_errors.png")
+
+    def export_module(self, model, shapes: DataShapes):
+        module = ExportedAbInitio(model, shapes)
+        return module, {"orientation": module.orientation}
+
+
+@compiled_per_model
+def _search(model, images):
+    images = tf.cast(images, tf.float32)
+    flat = tf.reshape(images, [-1, model.image_size, model.image_size])
+    last = len(model.stages) - 1
+    low = model.coarse(flat, last)
+    poses, _ = model.search(low, last)
+    shadows = tf.reshape(model.shadows(poses, last), [tf.shape(low)[0], 1, -1])
+    from toolkit.models.ab_initio import paired_residuals
+
+    return poses, paired_residuals(low, shadows)[:, 0] / tf.reduce_sum(tf.square(low), -1), model(images)
+
+
+def search_validation(model, validation: dict, batch_size: int = 256) -> dict:
+    """The searched poses, their relative residuals and the encoder's poses of every held-out image."""
+    parts = [
+        _search(model, batch["images"]) for batch in batches({"images": validation["images"]}, batch_size)
+    ]
+    poses, residuals, encoder = (np.concatenate([np.asarray(p[i]) for p in parts]) for i in range(3))
+    return {"poses": poses.reshape(-1, 3, 3), "residuals": residuals, "encoder": encoder.reshape(-1, 3, 3)}
+
+
+class ExportedAbInitio(tf.Module):
+    """The encoder of an ab initio run: `orientation(images)` in the learned map's frame."""
+
+    def __init__(self, model, shapes: DataShapes):
+        super().__init__(name="toolkit_export")
+        self.model = model
+        images = tf.TensorSpec(shapes.open_batch_shape, tf.float32, name="images")
+        self.orientation = tf.function(self._orientation, input_signature=[images])
+
+    def _orientation(self, images):
+        rotations = tf.reshape(tf.cast(self.model(images, training=False), tf.float32), [-1, 3, 3])
+        return {"rotations": rotations, "relion_rot_tilt_psi": matrix_to_relion(rotations)}
