@@ -64,6 +64,8 @@ def infer(model, particles, out, batch_size, overwrite, invert_contrast, shard) 
     with particle_bar("inferring") as advance:
         summary = infer_poses(model, particles, out, batch_size, overwrite, invert_contrast, shard, advance)
     line = f"{summary['star']}: poses of {summary['particles']} particles"
+    if summary.get("aligned"):
+        line += "; in the learned map's frame, aligned globally to the input's angles"
     if "median_error_deg" in summary:
         line += (
             f"; against the input's angles: median error {summary['median_error_deg']:.1f} degrees, "

@@ -10,8 +10,9 @@ density toward the images at those poses, as stochastic-gradient ab initio metho
    products, so a coarse stage costs a fraction of a full-size one.
 2. **Search.** The density's shadows at every rotation of an equal-volume SO(3) grid
    (`toolkit.geometry.grids`, level 2: 4,608 rotations about 15 degrees apart) are scored
-   against the images in one matrix product, then the best rotation is refined locally on a
-   3x3x3 stencil of small turns, `local_rounds` times, each stencil half as wide.
+   against the images in one matrix product, then the `candidates` best rotations are refined
+   locally on a 3x3x3 stencil of small turns, `local_rounds` times, each stencil half as wide,
+   and the best of them is kept.
 3. **Assignment.** A stage with `temperature` > 0 weighs every grid rotation by a softmax of its
    error (soft, the way expectation-maximization weighs poses), which keeps the early density from
    committing to the poses of a wrong shape; a stage with 0 takes the searched pose alone (hard).
@@ -89,7 +90,9 @@ class AbInitio(keras.Model):
             (the fraction of the training steps at which the stage ends).
         total_steps: the run's optimizer steps, which the stages divide.
         search_level: level of the SO(3) grid searched. Default value: `2`.
-        local_rounds: local refinements of the best grid rotation. Default value: `2`.
+        local_rounds: local refinements of the best grid rotations, on stencils of half the grid's
+            step, then each half the last. Default value: `4`.
+        candidates: grid rotations refined per image. Default value: `4`.
         orientation_weight: weight of the encoder's term. Default value: `1.0`.
         **kwargs: standard `keras.Model` arguments.
     """
@@ -103,7 +106,8 @@ class AbInitio(keras.Model):
         stages,
         total_steps: int,
         search_level: int = 2,
-        local_rounds: int = 2,
+        local_rounds: int = 4,
+        candidates: int = 4,
         orientation_weight: float = 1.0,
         **kwargs,
     ):
@@ -114,9 +118,10 @@ class AbInitio(keras.Model):
         self.image_size, self.total_steps = int(image_size), int(total_steps)
         self.stages = [dict(stage) for stage in stages]
         self.search_level, self.local_rounds = int(search_level), int(local_rounds)
+        self.candidates = int(candidates)
         self.orientation_weight = float(orientation_weight)
         self.grid = tf.constant(grids.cell_rotations(search_level, *grids.full_grid(search_level)))
-        first = grids.step_degrees(search_level) / 3
+        first = grids.step_degrees(search_level) / 2
         self.stencils = [tf.constant(stencil(first / 2**r)) for r in range(self.local_rounds)]
         self.blurs = [
             tf.constant(blur_matrix(self.image_size, s["downsample"], s["blur"])) for s in self.stages
@@ -160,15 +165,27 @@ class AbInitio(keras.Model):
         return tf.reshape(low, [tf.shape(images)[0], -1])
 
     def search(self, images, stage: int):
-        """Each coarse image's [B, K] best grid rotation, refined locally [B, 3, 3], and the grid's residuals."""
+        """Each coarse image's [B, K] best pose [B, 3, 3], and the residuals of the whole grid [B, M].
+
+        The `candidates` best grid rotations are each refined on the stencils, and the best of
+        them is kept: a shadow's few near-equal grid rotations (its twins, for a thin sample)
+        each get their own local search.
+        """
+        count = tf.shape(images)[0]
         flat = lambda x: tf.reshape(x, [tf.shape(x)[0], -1])  # noqa: E731
         grid_errors = residuals(images, flat(self.shadows(self.grid, stage)))
-        poses = tf.gather(self.grid, tf.argmin(grid_errors, axis=1))
+        top = tf.math.top_k(-grid_errors, k=self.candidates).indices
+        poses = tf.gather(self.grid, top)  # [B, C, 3, 3]
         for turns in self.stencils:
-            candidates = tf.einsum("jik,bkl->bjil", turns, poses)  # [B, 27, 3, 3]
+            candidates = tf.einsum("jik,bckl->bcjil", turns, poses)  # [B, C, 27, 3, 3]
             shadows = flat(self.shadows(tf.reshape(candidates, [-1, 3, 3]), stage))
-            errors = paired_residuals(images, tf.reshape(shadows, [tf.shape(images)[0], 27, -1]))
-            poses = tf.gather(candidates, tf.argmin(errors, axis=1), batch_dims=1)
+            shadows = tf.reshape(shadows, [count, -1, tf.shape(shadows)[-1]])
+            errors = tf.reshape(paired_residuals(images, shadows), [count, self.candidates, 27])
+            poses = tf.gather(candidates, tf.argmin(errors, axis=2), batch_dims=2)
+            best = tf.reduce_min(errors, axis=2)
+        if not self.stencils:
+            best = tf.gather(grid_errors, top, batch_dims=1)
+        poses = tf.gather(poses, tf.argmin(best, axis=1), batch_dims=1)
         return tf.stop_gradient(poses), grid_errors
 
     def stage_terms(self, images, stage: int):
@@ -212,6 +229,7 @@ class AbInitio(keras.Model):
                 "total_steps": self.total_steps,
                 "search_level": self.search_level,
                 "local_rounds": self.local_rounds,
+                "candidates": self.candidates,
                 "orientation_weight": self.orientation_weight,
             }
         )

@@ -11,6 +11,9 @@ RUN_DIR/
   tensorboard/     event files
   figures/         PNG figures
   saved_model/     the SavedModel with the task's signatures
+  map.mrc          a map the model learned (ab initio), pixel size in its header
+  particles.mrcs   the held-out images whose learned poses poses.star holds (ab initio)
+  poses.star       their poses, RELION 3.1, in the learned map's frame
 ```
 
 `RunDirectory` creates, refuses, reads and writes these; `load_run` brings a finished run
@@ -43,8 +46,14 @@ class RunDirectory:
     TENSORBOARD = "tensorboard"
     FIGURES = "figures"
     SAVED_MODEL = "saved_model"
+    MAP = "map.mrc"
+    PARTICLES = "particles.mrcs"
+    POSES = "poses.star"
     #: What a run writes; `--overwrite` removes these (other files stay).
-    ARTIFACTS = (RECIPE, DATA, METRICS, SUMMARY, LOG, CHECKPOINTS, TENSORBOARD, FIGURES, SAVED_MODEL)
+    ARTIFACTS = (
+        *(RECIPE, DATA, METRICS, SUMMARY, LOG, CHECKPOINTS, TENSORBOARD, FIGURES, SAVED_MODEL),
+        *(MAP, PARTICLES, POSES),
+    )
 
     def __init__(self, path):
         self.path = Path(path)
@@ -66,6 +75,9 @@ class RunDirectory:
     tensorboard = property(lambda self: self.path / self.TENSORBOARD)
     figures = property(lambda self: self.path / self.FIGURES)
     saved_model = property(lambda self: self.path / self.SAVED_MODEL)
+    map = property(lambda self: self.path / self.MAP)
+    particles = property(lambda self: self.path / self.PARTICLES)
+    poses = property(lambda self: self.path / self.POSES)
 
     def refuse_non_empty(self, option: str = "--out") -> None:
         """Raise `RunError` when the directory exists and is not empty (nothing is created)."""

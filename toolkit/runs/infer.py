@@ -14,10 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+import yaml
 
 from toolkit.data.sources.particles import ParticleStacks, open_stack, training_preparation
 from toolkit.errors import RunError
 from toolkit.geometry import error_statistics, matrix_to_relion, orientation_errors, relion_to_matrix
+from toolkit.geometry.alignment import align_poses
 from toolkit.io.mrc import MrcFormatError, read_stack
 from toolkit.io.particles import image_name, read_particles, write_particles, write_updated
 from toolkit.io.star import StarFormatError
@@ -118,6 +120,23 @@ def error_summary(true_angles: np.ndarray, rotations: np.ndarray) -> dict:
     return error_statistics(orientation_errors(relion_to_matrix(true_angles.astype(np.float32)), rotations))
 
 
+def learned_frame(model_path: Path) -> bool:
+    """Whether `model_path` is a run whose poses are in a frame it learned (ab initio), not the sample's."""
+    directory = RunDirectory(model_path)
+    if not (Path(model_path).is_dir() and directory.recipe.is_file()):
+        return False
+    from toolkit.recipes.spec import MODELS
+
+    kind = (yaml.safe_load(directory.recipe.read_text()) or {}).get("model", {}).get("type")
+    return kind in MODELS and getattr(MODELS[kind].builder, "learned_frame", False)
+
+
+def aligned_error_summary(true_angles: np.ndarray, rotations: np.ndarray) -> dict:
+    """The same after aligning the poses to the given ones globally (rotation and hand): ab initio runs."""
+    aligned = align_poses(rotations, relion_to_matrix(true_angles.astype(np.float32)).numpy())
+    return {**error_statistics(aligned["errors_deg"]), "aligned": True, "hand": aligned["hand"]}
+
+
 def _preparation_record(model_path: Path) -> dict | None:
     """How a run of `data.type: particles` prepared its particles (`data.json`), or None."""
     shapes = RunDirectory(model_path).read_shapes() if Path(model_path).is_dir() else None
@@ -182,5 +201,6 @@ def infer(
         raise RunError(f"{out}: cannot write ({error.strerror or error})") from None
     summary = {"particles": len(rotations), "star": str(out)}
     if star is not None and star.angles is not None:
-        summary.update(error_summary(star.angles, rotations))
+        given = aligned_error_summary if learned_frame(model_path) else error_summary
+        summary.update(given(star.angles, rotations))
     return summary

@@ -139,6 +139,7 @@ def run(
         )
         summary.update(task.summary(model, data, result.metrics))
         if chief:
+            summary.update(task.write_outputs(model, data, directory))
             finish(directory, recipe, task, model, data)
             directory.write_json(directory.summary, summary)
         return summary

@@ -17,9 +17,13 @@ from toolkit.data.render import render_volume
 from toolkit.data.sources.base import DataBundle, DataShapes
 from toolkit.geometry import error_statistics, matrix_to_relion
 from toolkit.geometry.alignment import align_poses
+from toolkit.io.mrc import write_map, write_stack
+from toolkit.io.particles import image_name, write_particles
 from toolkit.layers import BlobDensity
-from toolkit.models.ab_initio import EXTENT, AbInitio
+from toolkit.models.ab_initio import EXTENT, AbInitio, paired_residuals
 from toolkit.recipes.spec import ENCODERS, HEADS
+from toolkit.reconstruction.align import align_map
+from toolkit.reconstruction.fsc import fsc_curve, resolution
 from toolkit.tasks.base import Task
 from toolkit.training.evaluate import batches, compiled_per_model
 
@@ -35,6 +39,7 @@ class AbInitioTask(Task):
 
     name = "ab_initio"
     input_keys = ("images",)
+    learned_frame = True
     shown_metrics = ("val_median_error_deg", "val_encoder_median_error_deg", "train_seconds")
     compared_metrics = ("val_residual",)
 
@@ -98,8 +103,32 @@ class AbInitioTask(Task):
         """The density on the images' grid [S, S, S] (z, y, x), in box units."""
         return render_volume(model.density.sample(), model.image_size, EXTENT)
 
-    def summary(self, model, data: DataBundle, metrics: dict) -> dict:
-        return {"stage": int(model.stage_index()) + 1}
+    def write_outputs(self, model, data: DataBundle, run) -> dict:
+        """`map.mrc`, and the held-out images (`particles.mrcs`) with their searched poses (`poses.star`).
+
+        With the sample's true map at hand (simulated shadows), the learned map is aligned to it
+        (rotation, shift and hand) and its FSC against the truth is summarized.
+        """
+        size = model.image_size
+        pixel = float(data.shapes.measured.get("pixel_size", self.recipe["data"].get("pixel_size", 1.0)))
+        learned = self.learned_map(model)
+        write_map(run.map, learned, pixel, overwrite=True)
+        images = np.reshape(data.validation["images"], (-1, size, size))
+        found = search_validation(model, data.validation)
+        write_stack(run.particles, images, pixel, overwrite=True)
+        names = [image_name(i, run.PARTICLES) for i in range(len(images))]
+        angles = matrix_to_relion(found["poses"].astype(np.float32)).numpy()
+        write_particles(run.poses, names, pixel, size, angles=angles, overwrite=True)
+        truth = true_map(data)
+        if truth is None:
+            return {}
+        aligned = align_map(learned, truth)
+        curve = fsc_curve(aligned.aligned, truth)
+        out = {"map_correlation": round(aligned.correlation, 4), "map_mirrored": aligned.mirrored}
+        for threshold, key in ((0.5, "map_fsc_0.5_angstrom"), (0.143, "map_fsc_0.143_angstrom")):
+            crossing = resolution(curve, threshold, pixel)
+            out[key] = None if crossing is None else round(crossing.angstrom, 2)
+        return out
 
     def figures(self, model, data: DataBundle, directory: Path) -> None:
         from toolkit.figures import plots
@@ -115,6 +144,14 @@ class AbInitioTask(Task):
         return module, {"orientation": module.orientation}
 
 
+def true_map(data: DataBundle) -> np.ndarray | None:
+    """The sample's map on the images' grid when the data is simulated shadows, else None."""
+    from toolkit.data.shadows import ShadowData
+    from toolkit.data.sources.shadows import truth_map
+
+    return truth_map(data.source) if isinstance(data.source, ShadowData) else None
+
+
 @compiled_per_model
 def _search(model, images):
     images = tf.cast(images, tf.float32)
@@ -123,8 +160,6 @@ def _search(model, images):
     low = model.coarse(flat, last)
     poses, _ = model.search(low, last)
     shadows = tf.reshape(model.shadows(poses, last), [tf.shape(low)[0], 1, -1])
-    from toolkit.models.ab_initio import paired_residuals
-
     return poses, paired_residuals(low, shadows)[:, 0] / tf.reduce_sum(tf.square(low), -1), model(images)
 
 

@@ -43,6 +43,9 @@ class Task:
     shown_metrics: tuple[str, ...] = ()
     #: Validation metrics `toolkit compress` compares before and after compression.
     compared_metrics: tuple[str, ...] = ()
+    #: The poses the model gives are in a frame of its own (learned without poses), defined up to
+    #: a global rotation and a mirror: errors against given poses need a global alignment first.
+    learned_frame: bool = False
 
     def __init__(self, recipe: dict):
         self.recipe = recipe
@@ -101,6 +104,10 @@ class Task:
 
     def summary(self, model, data: DataBundle, metrics: dict) -> dict:
         """Keys the task adds to `summary.json` after training, beside the last epoch's metrics."""
+        return {}
+
+    def write_outputs(self, model, data: DataBundle, run) -> dict:
+        """Write the task's own files into `run` (a `RunDirectory`); returns keys for `summary.json`."""
         return {}
 
     def figures(self, model, data: DataBundle, directory: Path) -> None:
