@@ -55,10 +55,9 @@ def test_the_blur_matrix_turns_a_gaussian_into_the_wider_gaussian_on_the_coarse_
 def test_the_scale_free_residual_is_numpys_least_squares_residual():
     rng = np.random.default_rng(0)
     images, shadows = rng.normal(size=(5, 30)), rng.normal(size=(7, 30))
-    expected = np.array(
-        [[np.linalg.lstsq(p[:, None], x, rcond=None)[1][0] for p in shadows] for x in images]
-    )
-    np.testing.assert_allclose(residuals(images.astype("float32"), shadows.astype("float32")), expected, rtol=1e-4)
+    expected = np.array([[np.linalg.lstsq(p[:, None], x, rcond=None)[1][0] for p in shadows] for x in images])
+    found = residuals(images.astype("float32"), shadows.astype("float32"))
+    np.testing.assert_allclose(found, expected, rtol=1e-4)
     paired = paired_residuals(images.astype("float32"), np.stack([shadows] * 5).astype("float32"))
     np.testing.assert_allclose(paired, expected, rtol=1e-4)
 
@@ -74,9 +73,7 @@ def test_the_search_finds_true_poses_on_the_true_density():
     stages = [{"downsample": 1, "blur": 0.5, "temperature": 0.0, "until": 1.0}]
     net = model(stages, count=len(f_in_box_units()[0]))
     centers, weights, sigmas = f_in_box_units()
-    net.density.centers.assign(centers)
-    net.density.log_weights.assign(np.log(weights))
-    net.density.log_sigmas.assign(np.log(sigmas))
+    net.density.set_blobs(centers, weights, sigmas)
     true = Rotation.random(24, rng=1).as_matrix().astype("float32")
     images = render_shadows((centers, weights, sigmas), true, SIZE, EXTENT)
     poses, _ = net.search(net.coarse(images, 0), 0)
@@ -109,18 +106,20 @@ def test_a_few_hundred_steps_learn_the_f_from_shadows_without_poses():
 
     rng = np.random.default_rng(0)
     losses = [float(step(images[rng.integers(0, len(images), 64)])) for _ in range(steps)]
-    assert np.mean(losses[-20:]) < 0.5 * np.mean(losses[100:120])  # the full-size stage falls too
+    # Each stage compares at its own resolution, so the loss falls within a stage, not across them.
+    assert np.mean(losses[:10]) > 10 * np.mean(losses[80:90])
+    assert np.mean(losses[210:220]) > 1.5 * np.mean(losses[-10:])
 
     truth = render_volume(type(start)(centers, weights, sigmas), SIZE, EXTENT)
     learned = align_map(render_volume(net.density.sample(), SIZE, EXTENT), truth, search_box=16)
     at_random = align_map(render_volume(start, SIZE, EXTENT), truth, search_box=16)
-    assert learned.correlation > 0.8 and learned.correlation > at_random.correlation + 0.1
+    assert learned.correlation > 0.9 and learned.correlation > at_random.correlation + 0.2
 
     held_out = Rotation.random(64, rng=3).as_matrix().astype("float32")
     shadows = render_shadows((centers, weights, sigmas), held_out, SIZE, EXTENT)
     poses, _ = net.search(net.coarse(shadows, 2), 2)
     aligned = align_poses(poses.numpy(), held_out)
-    assert np.median(np.minimum(aligned["same"]["errors_deg"], aligned["mirrored"]["errors_deg"])) < 10.0
+    assert np.median(aligned["errors_deg"]) < 5.0
 
 
 @pytest.mark.parametrize("stages", [[{"downsample": 1, "blur": 1.0, "temperature": 0.0, "until": 1.0}]])

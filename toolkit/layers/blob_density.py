@@ -35,6 +35,9 @@ class BlobDensity(keras.layers.Layer):
         sigma: starting width of every blob. Default value: `0.05`.
         mass: starting total mass, spread evenly. Default value: `1.0`.
         seed: seed of the starting positions. Default value: `0`.
+        rate: learning-rate multiplier of every blob parameter: each is stored divided by it, so
+            an optimizer's step moves it `rate` times as far (a density beside a network that
+            needs a smaller rate). Default value: `1.0`.
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Example:
@@ -56,46 +59,62 @@ class BlobDensity(keras.layers.Layer):
         sigma: float = 0.05,
         mass: float = 1.0,
         seed: int = 0,
+        rate: float = 1.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
         for name, value in (("count", count), ("image_size", image_size)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"BlobDensity: `{name}` must be a positive integer, got {value!r}.")
-        for name, value in (("extent", extent), ("radius", radius), ("sigma", sigma), ("mass", mass)):
+        positive = (("extent", extent), ("radius", radius), ("sigma", sigma), ("mass", mass), ("rate", rate))
+        for name, value in positive:
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
                 raise ValueError(f"BlobDensity: `{name}` must be a positive number, got {value!r}.")
         self.count, self.image_size, self.extent = int(count), int(image_size), float(extent)
         self.radius, self.sigma, self.mass, self.seed = float(radius), float(sigma), float(mass), int(seed)
+        self.rate = float(rate)
 
     def build(self, rotations_shape, translations_shape=None):
         start = np.random.default_rng(self.seed).normal(0.0, self.radius, (self.count, 3))
         self.centers = self.add_weight(
-            name="centers", shape=(self.count, 3), initializer=keras.initializers.Constant(start)
+            name="centers", shape=(self.count, 3), initializer=keras.initializers.Constant(start / self.rate)
         )
         self.log_weights = self.add_weight(
             name="log_weights",
             shape=(self.count,),
-            initializer=keras.initializers.Constant(math.log(self.mass / self.count)),
+            initializer=keras.initializers.Constant(math.log(self.mass / self.count) / self.rate),
         )
         self.log_sigmas = self.add_weight(
             name="log_sigmas",
             shape=(self.count,),
-            initializer=keras.initializers.Constant(math.log(self.sigma)),
+            initializer=keras.initializers.Constant(math.log(self.sigma) / self.rate),
         )
 
+    def blobs(self):
+        """`(centers [N, 3], masses [N], widths [N])` as float32 tensors."""
+        centers, log_weights, log_sigmas = (
+            self.rate * tf.cast(v, "float32") for v in (self.centers, self.log_weights, self.log_sigmas)
+        )
+        return centers, tf.exp(log_weights), tf.exp(log_sigmas)
+
     def call(self, rotations, translations=None):
-        blobs = tuple(tf.cast(v, "float32") for v in (self.centers, self.log_weights, self.log_sigmas))
-        sample = (blobs[0], tf.exp(blobs[1]), tf.exp(blobs[2]))
         images = render_shadows(
-            sample, tf.cast(rotations, "float32"), self.image_size, self.extent, translations
+            self.blobs(), tf.cast(rotations, "float32"), self.image_size, self.extent, translations
         )
         return tf.cast(images, self.compute_dtype)
 
+    def set_blobs(self, centers, masses, widths) -> None:
+        """Set the density to these blobs (e.g. a known sample)."""
+        for variable, value in zip(
+            (self.centers, self.log_weights, self.log_sigmas),
+            (np.asarray(centers), np.log(masses), np.log(np.broadcast_to(widths, (self.count,)))),
+            strict=True,
+        ):
+            variable.assign(np.asarray(value, np.float32) / self.rate)
+
     def sample(self) -> BlobSample:
         """The density as it stands, for `toolkit.data.render.render_volume` or a map."""
-        values = [np.asarray(keras.ops.convert_to_numpy(v), np.float64) for v in self.weights]
-        return BlobSample(values[0], np.exp(values[1]), np.exp(values[2]))
+        return BlobSample(*(np.asarray(v.numpy(), np.float64) for v in self.blobs()))
 
     def compute_output_shape(self, rotations_shape, translations_shape=None):
         return (rotations_shape[0], self.image_size, self.image_size)
@@ -111,6 +130,7 @@ class BlobDensity(keras.layers.Layer):
                 "sigma": self.sigma,
                 "mass": self.mass,
                 "seed": self.seed,
+                "rate": self.rate,
             }
         )
         return config

@@ -376,6 +376,9 @@ MODELS["ab_initio"] = Component(
                 "count": positive_int(100, "number of blobs"),
                 "radius": positive_float(0.07, "the blobs start at normal positions of this spread per axis"),
                 "sigma": positive_float(0.1, "starting width of every blob"),
+                "rate": positive_float(
+                    10.0, "learning-rate multiplier of the blobs over the encoder's train.learning_rate"
+                ),
             },
         ),
         "stages": Field(
@@ -405,7 +408,13 @@ MODELS["ab_initio"] = Component(
             "int", 2, "level of the SO(3) grid searched (2: 4,608 rotations)", minimum=1, maximum=3
         ),
         "local_rounds": Field(
-            "int", 2, "local refinements of the best grid pose, each twice as fine", minimum=0
+            "int",
+            4,
+            "local refinements of the best grid poses, from half the grid's step, each twice as fine",
+            minimum=0,
+        ),
+        "candidates": Field(
+            "int", 4, "best grid poses refined per image; the best of them is kept", minimum=1
         ),
         "orientation_weight": Field("float", 1.0, "weight of the encoder's term", minimum=0.0),
         "encoder": Field(

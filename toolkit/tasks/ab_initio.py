@@ -72,6 +72,7 @@ class AbInitioTask(Task):
                 radius=density["radius"],
                 sigma=density["sigma"],
                 seed=train["seed"],
+                rate=density["rate"],
                 name="density",
             ),
             encoder=ENCODERS[spec["encoder"]["type"]].make(spec["encoder"], name="encoder"),
@@ -81,6 +82,7 @@ class AbInitioTask(Task):
             total_steps=train["epochs"] * train["steps_per_epoch"],
             search_level=spec["search_level"],
             local_rounds=spec["local_rounds"],
+            candidates=spec["candidates"],
             orientation_weight=spec["orientation_weight"],
             name=self.recipe["name"].replace("-", "_").replace(".", "_"),
         )
