@@ -151,12 +151,10 @@ class AbInitio(keras.Model):
     def shadows(self, rotations, stage: int, translations=None):
         """The density's shadows [N, n, n] at a stage's blur and coarse grid."""
         spec = self.stages[stage]
-        density = self.density
-        sigma = tf.sqrt(
-            tf.exp(2.0 * density.log_sigmas) + (spec["blur"] * 2.0 * EXTENT / self.image_size) ** 2
-        )
-        blobs = (density.centers, tf.exp(density.log_weights), sigma)
-        return render_shadows(blobs, rotations, self.image_size // spec["downsample"], EXTENT, translations)
+        centers, masses, widths = self.density.blobs()
+        blurred = tf.sqrt(tf.square(widths) + (spec["blur"] * 2.0 * EXTENT / self.image_size) ** 2)
+        size = self.image_size // spec["downsample"]
+        return render_shadows((centers, masses, blurred), rotations, size, EXTENT, translations)
 
     def coarse(self, images, stage: int):
         """Images [B, S, S] blurred and sampled on the stage's grid, flattened [B, n * n]."""
