@@ -140,6 +140,23 @@ def latent_clusters(
     return save(fig, path)
 
 
+def map_projections(maps: dict, path: Path, title: str) -> Path:
+    """Each map [D, D, D] (z, y, x) summed along z, y and x: one row per map, named by its key."""
+    axes_names = ("along z", "along y", "along x")
+    fig, axes = plt.subplots(len(maps), 3, figsize=(6.0, 2.1 * len(maps) + 0.4), squeeze=False)
+    for row, (name, volume) in enumerate(maps.items()):
+        for column, axis in enumerate((0, 1, 2)):
+            ax = axes[row, column]
+            ax.imshow(np.sum(volume, axis=axis), cmap="gray", origin="lower", interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(axes_names[column], fontsize=8)
+        axes[row, 0].set_ylabel(name, fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    return save(fig, path)
+
+
 def image_grid(
     images: np.ndarray,
     path: Path,

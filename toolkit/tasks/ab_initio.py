@@ -43,6 +43,10 @@ class AbInitioTask(Task):
     shown_metrics = ("val_median_error_deg", "val_encoder_median_error_deg", "train_seconds")
     compared_metrics = ("val_residual",)
 
+    def __init__(self, recipe: dict):
+        super().__init__(recipe)
+        self.aligned_maps: dict = {}  # the learned map aligned to the truth, when known, for the figure
+
     def check(self, shapes: DataShapes) -> list[str]:
         errors = self.layer_errors((("encoder", ENCODERS, {}), ("head", HEADS, {})))
         if shapes.sequence_length not in (None, 1):
@@ -125,6 +129,7 @@ class AbInitioTask(Task):
         if truth is None:
             return {}
         aligned = align_map(learned, truth)
+        self.aligned_maps = {"learned (aligned)": aligned.aligned, "truth": truth}
         curve = fsc_curve(aligned.aligned, truth)
         out = {"map_correlation": round(aligned.correlation, 4), "map_mirrored": aligned.mirrored}
         for threshold, key in ((0.5, "map_fsc_0.5_angstrom"), (0.143, "map_fsc_0.143_angstrom")):
@@ -140,6 +145,9 @@ class AbInitioTask(Task):
             found = search_validation(model, validation)
             aligned = align_poses(found["poses"], np.reshape(validation["rotations"], (-1, 3, 3)))
             plots.error_histogram(aligned["errors_deg"], directory / "orientation_errors.png")
+        if self.aligned_maps:
+            title = "learned map, aligned to the truth, beside it: projections"
+            plots.map_projections(self.aligned_maps, directory / "map_vs_truth.png", title)
 
     def export_module(self, model, shapes: DataShapes):
         module = ExportedAbInitio(model, shapes)
