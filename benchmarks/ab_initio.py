@@ -116,7 +116,7 @@ def score_run(run_dir: Path, images: np.ndarray, true: np.ndarray, truth: np.nda
         "searched_poses": pose_scores(found["poses"], true),
         "encoder_poses": pose_scores(found["encoder"], true),
         "map": {"correlation": round(aligned.correlation, 4), "mirrored": aligned.mirrored}
-        | fsc(aligned.aligned, truth, apix),
+        | fsc(aligned.volume, truth, apix),
     }
 
 

@@ -129,8 +129,8 @@ class AbInitioTask(Task):
         if truth is None:
             return {}
         aligned = align_map(learned, truth)
-        self.aligned_maps = {"learned (aligned)": aligned.aligned, "truth": truth}
-        curve = fsc_curve(aligned.aligned, truth)
+        self.aligned_maps = {"learned (aligned)": aligned.volume, "truth": truth}
+        curve = fsc_curve(aligned.volume, truth)
         out = {"map_correlation": round(aligned.correlation, 4), "map_mirrored": aligned.mirrored}
         for threshold, key in ((0.5, "map_fsc_0.5_angstrom"), (0.143, "map_fsc_0.143_angstrom")):
             crossing = resolution(curve, threshold, pixel)
