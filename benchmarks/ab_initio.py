@@ -63,6 +63,7 @@ def particle_overrides(star: Path) -> list[str]:
         "data.type=particles",
         f"data.star={star}",
         "data.normalize=false",  # clean particles have no background noise to normalize by
+        "data.ctf=none",
         "data.validation_size=512",
     ]
 

@@ -321,6 +321,13 @@ LIKELIHOODS = {
     "bernoulli": Component("Bernoulli pixels (intensities in [0, 1], decoder outputs logits)."),
 }
 
+AB_INITIO_STAGES = [
+    {"downsample": 4, "blur": 4.0, "temperature": 0.3, "until": 0.25},
+    {"downsample": 4, "blur": 3.0, "temperature": 0.0, "until": 0.5},
+    {"downsample": 2, "blur": 2.0, "temperature": 0.0, "until": 0.75},
+    {"downsample": 2, "blur": 1.5, "temperature": 0.0, "until": 1.0},
+]
+
 MODELS = {
     "conditional_vae": Component(
         "A VAE, conditioned on orientation (shadows) or digit label (MNIST) when the data has one.",
@@ -355,74 +362,68 @@ MODELS = {
             "head": Field("component", {"type": "OrientationHead"}, "features to a rotation", registry=HEADS),
         },
     ),
+    "ab_initio": Component(
+        "A density and the pose of each image learned together from images without poses (ab initio).",
+        build="toolkit.tasks.ab_initio:AbInitioTask",
+        fields={
+            "density": Field(
+                "section",
+                {},
+                "the learned density: Gaussian blobs in box units (the images span [-1, 1])",
+                fields={
+                    "count": positive_int(100, "number of blobs"),
+                    "radius": positive_float(
+                        0.07, "the blobs start at normal positions of this spread per axis"
+                    ),
+                    "sigma": positive_float(0.1, "starting width of every blob"),
+                    "rate": positive_float(
+                        10.0, "learning-rate multiplier of the blobs over the encoder's train.learning_rate"
+                    ),
+                },
+            ),
+            "stages": Field(
+                "section_list",
+                AB_INITIO_STAGES,
+                "frequency marching: the comparisons from coarse to fine, in order",
+                fields={
+                    "downsample": positive_int(REQUIRED, "the comparison's grid is this many times coarser"),
+                    "blur": Field("float", REQUIRED, "Gaussian blur of both sides, in pixels", minimum=0.0),
+                    "temperature": Field(
+                        "float",
+                        0.0,
+                        "soft assignment over the grid's poses (0: the searched pose alone)",
+                        minimum=0.0,
+                    ),
+                    "until": Field(
+                        "float",
+                        REQUIRED,
+                        "fraction of the training steps at which the stage ends",
+                        minimum=0.0,
+                        maximum=1.0,
+                        exclusive_minimum=True,
+                    ),
+                },
+            ),
+            "search_level": Field(
+                "int", 2, "level of the SO(3) grid searched (2: 4,608 rotations)", minimum=1, maximum=3
+            ),
+            "local_rounds": Field(
+                "int",
+                4,
+                "local refinements of the best grid poses, from half the grid's step, each twice as fine",
+                minimum=0,
+            ),
+            "candidates": Field(
+                "int", 4, "best grid poses refined per image; the best of them is kept", minimum=1
+            ),
+            "orientation_weight": Field("float", 1.0, "weight of the encoder's term", minimum=0.0),
+            "encoder": Field(
+                "component", {"type": "RotationConditionedEncoder"}, "image encoder", registry=ENCODERS
+            ),
+            "head": Field("component", {"type": "OrientationHead"}, "features to a rotation", registry=HEADS),
+        },
+    ),
 }
-
-AB_INITIO_STAGES = [
-    {"downsample": 4, "blur": 4.0, "temperature": 0.3, "until": 0.25},
-    {"downsample": 4, "blur": 3.0, "temperature": 0.0, "until": 0.5},
-    {"downsample": 2, "blur": 2.0, "temperature": 0.0, "until": 0.75},
-    {"downsample": 2, "blur": 1.5, "temperature": 0.0, "until": 1.0},
-]
-
-MODELS["ab_initio"] = Component(
-    "A density and the pose of each image learned together from images without poses (ab initio).",
-    build="toolkit.tasks.ab_initio:AbInitioTask",
-    fields={
-        "density": Field(
-            "section",
-            {},
-            "the learned density: Gaussian blobs in box units (the images span [-1, 1])",
-            fields={
-                "count": positive_int(100, "number of blobs"),
-                "radius": positive_float(0.07, "the blobs start at normal positions of this spread per axis"),
-                "sigma": positive_float(0.1, "starting width of every blob"),
-                "rate": positive_float(
-                    10.0, "learning-rate multiplier of the blobs over the encoder's train.learning_rate"
-                ),
-            },
-        ),
-        "stages": Field(
-            "section_list",
-            AB_INITIO_STAGES,
-            "frequency marching: the comparisons from coarse to fine, in order",
-            fields={
-                "downsample": positive_int(REQUIRED, "the comparison's grid is this many times coarser"),
-                "blur": Field("float", REQUIRED, "Gaussian blur of both sides, in pixels", minimum=0.0),
-                "temperature": Field(
-                    "float",
-                    0.0,
-                    "soft assignment over the grid's poses (0: the searched pose alone)",
-                    minimum=0.0,
-                ),
-                "until": Field(
-                    "float",
-                    REQUIRED,
-                    "fraction of the training steps at which the stage ends",
-                    minimum=0.0,
-                    maximum=1.0,
-                    exclusive_minimum=True,
-                ),
-            },
-        ),
-        "search_level": Field(
-            "int", 2, "level of the SO(3) grid searched (2: 4,608 rotations)", minimum=1, maximum=3
-        ),
-        "local_rounds": Field(
-            "int",
-            4,
-            "local refinements of the best grid poses, from half the grid's step, each twice as fine",
-            minimum=0,
-        ),
-        "candidates": Field(
-            "int", 4, "best grid poses refined per image; the best of them is kept", minimum=1
-        ),
-        "orientation_weight": Field("float", 1.0, "weight of the encoder's term", minimum=0.0),
-        "encoder": Field(
-            "component", {"type": "RotationConditionedEncoder"}, "image encoder", registry=ENCODERS
-        ),
-        "head": Field("component", {"type": "OrientationHead"}, "features to a rotation", registry=HEADS),
-    },
-)
 
 TRAIN = {
     "optimizer": Field("str", "adam", "Keras optimizer name", choices=tuple(OPTIMIZERS)),
