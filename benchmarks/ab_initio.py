@@ -8,8 +8,9 @@ Usage: python benchmarks/ab_initio.py [--count 5000] [--ablation-epochs 4] [--no
 (b) every particle's searched pose (the model's search at its last stage) and the encoder's pose
     are aligned globally to the true ones (orthogonal Procrustes, both hands): median and mean
     geodesic error, the fractions within 2, 5 and 10 degrees;
-(c) the learned map (map.mrc) is aligned to truth.mrc (rotation, shift, hand) and its FSC
-    against the truth is compared with a reconstruction from the true poses (0.5 and 0.143);
+(c) the learned map (map.mrc) and the particles reconstructed at their searched poses are each
+    aligned to truth.mrc (rotation, shift, hand), and their FSC against the truth is compared
+    with a reconstruction from the true poses (0.5 and 0.143);
 (d) ablations on the same particles with --ablation-epochs each: without the soft first stage,
     with one grid candidate per image, without local refinement, without frequency marching.
 The learned density is made of Gaussian blobs, as the simulated F is: it has the form of the
@@ -111,14 +112,21 @@ def fsc(volume: np.ndarray, truth: np.ndarray, apix: float) -> dict:
 def score_run(run_dir: Path, images: np.ndarray, true: np.ndarray, truth: np.ndarray, apix: float) -> dict:
     run = load_run(run_dir)
     found = search_validation(run.model, {"images": images[:, None, :, :, None]})
-    learned = mrcfile.read(run_dir / "map.mrc").astype(np.float32)
-    aligned = align_map(learned, truth)
-    return {
+    maps = {
+        "map": mrcfile.read(run_dir / "map.mrc").astype(np.float32),
+        # The particles reconstructed at their searched poses (in the learned frame), as a
+        # cryo-EM program makes its map once it has poses.
+        "map_from_searched_poses": reconstruct(images, found["poses"], regularization=1.0),
+    }
+    row = {
         "searched_poses": pose_scores(found["poses"], true),
         "encoder_poses": pose_scores(found["encoder"], true),
-        "map": {"correlation": round(aligned.correlation, 4), "mirrored": aligned.mirrored}
-        | fsc(aligned.volume, truth, apix),
     }
+    for name, volume in maps.items():
+        aligned = align_map(volume, truth)
+        row[name] = {"correlation": round(aligned.correlation, 4), "mirrored": aligned.mirrored}
+        row[name].update(fsc(aligned.volume, truth, apix))
+    return row
 
 
 def main() -> None:

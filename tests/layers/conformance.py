@@ -35,7 +35,7 @@ from toolkit.layers.orientation_encoding import OrientationEncoding
 from toolkit.layers.orientation_head import OrientationHead
 from toolkit.layers.projection_decoder import ProjectionDecoder
 from toolkit.layers.rotation_conditioned_encoder import RotationConditionedEncoder
-from toolkit.models import ConditionalVAE, OrientationEstimator, dense_sampler, make_latent
+from toolkit.models import AbInitio, ConditionalVAE, OrientationEstimator, dense_sampler, make_latent
 
 BATCH = 4
 
@@ -331,6 +331,23 @@ def _estimator():
     )
 
 
+def _ab_initio():
+    return AbInitio(
+        BlobDensity(count=5, image_size=8, extent=1.0, name="density"),
+        RotationConditionedEncoder(**_ENCODER, name="encoder"),
+        OrientationHead(hidden_units=(5,), name="head"),
+        image_size=8,
+        stages=[
+            {"downsample": 2, "blur": 1.0, "temperature": 0.3, "until": 0.5},
+            {"downsample": 1, "blur": 0.5, "temperature": 0.0, "until": 1.0},
+        ],
+        total_steps=4,
+        search_level=1,
+        local_rounds=1,
+        candidates=2,
+    )
+
+
 def _shadow_inputs(seed: int) -> dict:
     images, condition = _images(seed, time=2, condition=6)
     return {"images": images, "condition": condition}
@@ -370,6 +387,7 @@ MODEL_GOLDENS: tuple[ModelGolden, ...] = (
     ModelGolden(
         "digit_vae", "ConditionalVAE", _digit_vae, _digit_inputs, _with(_digit_inputs, 91, latent_noise=3)
     ),
+    ModelGolden("ab_initio", "AbInitio", _ab_initio, _estimator_inputs, _estimator_inputs),
     ModelGolden(
         "orientation_estimator",
         "OrientationEstimator",

@@ -95,6 +95,22 @@ class AbInitio(keras.Model):
         candidates: grid rotations refined per image. Default value: `4`.
         orientation_weight: weight of the encoder's term. Default value: `1.0`.
         **kwargs: standard `keras.Model` arguments.
+
+    Example:
+
+    >>> from toolkit.layers import BlobDensity, OrientationHead, RotationConditionedEncoder
+    >>> model = AbInitio(
+    ...     BlobDensity(count=5, image_size=8, extent=EXTENT),
+    ...     RotationConditionedEncoder(filters=(4,), units=8),
+    ...     OrientationHead((8,)),
+    ...     image_size=8,
+    ...     stages=[{"downsample": 2, "blur": 1.0, "temperature": 0.0, "until": 1.0}],
+    ...     total_steps=10,
+    ...     search_level=1,
+    ... )
+    >>> terms = model.loss_terms({"images": np.ones((3, 8, 8, 1), "float32")})
+    >>> tuple(terms["poses"].shape), tuple(terms["reconstruction"].shape)
+    ((3, 3, 3), (3,))
     """
 
     def __init__(
@@ -126,15 +142,7 @@ class AbInitio(keras.Model):
         self.blurs = [
             tf.constant(blur_matrix(self.image_size, s["downsample"], s["blur"])) for s in self.stages
         ]
-        self.boundaries = tf.constant([int(s["until"] * total_steps) for s in self.stages[:-1]], tf.int64)
-        self.steps = self.add_weight(
-            name="steps",
-            shape=(),
-            dtype="int64",
-            initializer="zeros",
-            trainable=False,
-            aggregation="only_first_replica",
-        )
+        self.boundaries = tf.constant([s["until"] * total_steps for s in self.stages[:-1]], tf.float32)
 
     @property
     def term_weights(self) -> dict:
@@ -145,16 +153,20 @@ class AbInitio(keras.Model):
         images = inputs["images"] if isinstance(inputs, dict) else inputs
         return self.head(self.encoder(images))
 
-    def stage_index(self):
-        return tf.reduce_sum(tf.cast(self.steps >= self.boundaries, tf.int32))
+    def stage_index(self, step):
+        """The stage of a training step (0-based); the last stage when `step` is None."""
+        if step is None:
+            return tf.constant(len(self.stages) - 1, tf.int32)
+        return tf.reduce_sum(tf.cast(tf.cast(step, tf.float32) >= self.boundaries, tf.int32))
 
-    def shadows(self, rotations, stage: int, translations=None):
-        """The density's shadows [N, n, n] at a stage's blur and coarse grid."""
+    def shadows(self, rotations, stage: int):
+        """The density's shadows, flattened [N, n * n], at a stage's blur and coarse grid."""
         spec = self.stages[stage]
         centers, masses, widths = self.density.blobs()
         blurred = tf.sqrt(tf.square(widths) + (spec["blur"] * 2.0 * EXTENT / self.image_size) ** 2)
         size = self.image_size // spec["downsample"]
-        return render_shadows((centers, masses, blurred), rotations, size, EXTENT, translations)
+        images = render_shadows((centers, masses, blurred), rotations, size, EXTENT)
+        return tf.reshape(images, [tf.shape(images)[0], size * size])
 
     def coarse(self, images, stage: int):
         """Images [B, S, S] blurred and sampled on the stage's grid, flattened [B, n * n]."""
@@ -163,20 +175,19 @@ class AbInitio(keras.Model):
         return tf.reshape(low, [tf.shape(images)[0], -1])
 
     def search(self, images, stage: int):
-        """Each coarse image's [B, K] best pose [B, 3, 3], and the residuals of the whole grid [B, M].
+        """Each coarse image's [B, K] best pose [B, 3, 3], without gradient.
 
         The `candidates` best grid rotations are each refined on the stencils, and the best of
         them is kept: a shadow's few near-equal grid rotations (its twins, for a thin sample)
         each get their own local search.
         """
         count = tf.shape(images)[0]
-        flat = lambda x: tf.reshape(x, [tf.shape(x)[0], -1])  # noqa: E731
-        grid_errors = residuals(images, flat(self.shadows(self.grid, stage)))
+        grid_errors = residuals(images, self.shadows(self.grid, stage))
         top = tf.math.top_k(-grid_errors, k=self.candidates).indices
         poses = tf.gather(self.grid, top)  # [B, C, 3, 3]
         for turns in self.stencils:
             candidates = tf.einsum("jik,bckl->bcjil", turns, poses)  # [B, C, 27, 3, 3]
-            shadows = flat(self.shadows(tf.reshape(candidates, [-1, 3, 3]), stage))
+            shadows = self.shadows(tf.reshape(candidates, [-1, 3, 3]), stage)
             shadows = tf.reshape(shadows, [count, -1, tf.shape(shadows)[-1]])
             errors = tf.reshape(paired_residuals(images, shadows), [count, self.candidates, 27])
             poses = tf.gather(candidates, tf.argmin(errors, axis=2), batch_dims=2)
@@ -184,35 +195,41 @@ class AbInitio(keras.Model):
         if not self.stencils:
             best = tf.gather(grid_errors, top, batch_dims=1)
         poses = tf.gather(poses, tf.argmin(best, axis=1), batch_dims=1)
-        return tf.stop_gradient(poses), grid_errors
+        return tf.stop_gradient(poses)
 
     def stage_terms(self, images, stage: int):
         """(reconstruction [B], searched poses [B, 3, 3]) at one stage."""
         low = self.coarse(images, stage)
         temperature = self.stages[stage]["temperature"]
         if temperature > 0:
-            shadows = tf.reshape(self.shadows(self.grid, stage), [len(self.grid), -1])
-            errors = residuals(low, shadows)
+            errors = residuals(low, self.shadows(self.grid, stage))
             best = tf.reduce_min(errors, axis=1, keepdims=True)
             scale = temperature * tf.reduce_mean(best) + 1e-12
             weights = tf.stop_gradient(tf.nn.softmax(-(errors - best) / scale, axis=1))
             poses = tf.stop_gradient(tf.gather(self.grid, tf.argmin(errors, axis=1)))
             return tf.reduce_sum(weights * errors, axis=1), poses
-        poses, _ = self.search(tf.stop_gradient(low), stage)
-        shadows = tf.reshape(self.shadows(poses, stage), [tf.shape(low)[0], 1, -1])
-        return paired_residuals(low, shadows)[:, 0], poses
+        poses = self.search(tf.stop_gradient(low), stage)
+        return paired_residuals(low, self.shadows(poses, stage)[:, None, :])[:, 0], poses
 
     def loss_terms(self, inputs, training=None) -> dict:
-        """Per example: the density's scale-free error at its pose and the encoder's distance to that pose."""
+        """Per example: the density's scale-free error at its pose and the encoder's distance to that pose.
+
+        `inputs["step"]` (one value per example, all equal) is the training step, which picks the
+        stage; without it the last stage is used.
+        """
         size = self.image_size
         images = tf.reshape(tf.cast(inputs["images"], "float32"), [-1, size, size])  # one view per example
-        if training:
-            self.steps.assign_add(1)
         branches = [lambda s=s: self.stage_terms(images, s) for s in range(len(self.stages))]
-        reconstruction, poses = tf.switch_case(self.stage_index(), branches)
+        step = inputs["step"][0] if "step" in inputs else None
+        reconstruction, poses = tf.switch_case(self.stage_index(step), branches)
         predicted = ops.reshape(ops.cast(self(inputs, training=training), "float32"), (-1, 3, 3))
         orientation = ops.sum(ops.square(predicted - poses), axis=(-2, -1))
         return {"reconstruction": reconstruction, "orientation": orientation, "poses": poses}
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The weighted mean of the loss terms, for users' `model.fit` on dicts of images (and steps)."""
+        terms = self.loss_terms(x, training=training)
+        return ops.sum([weight * ops.mean(terms[name]) for name, weight in self.term_weights.items()])
 
     def get_config(self):
         config = super().get_config()

@@ -38,14 +38,14 @@ class AbInitioTask(Task):
     """
 
     name = "ab_initio"
-    input_keys = ("images",)
+    input_keys = ("images", "step")
     learned_frame = True
     shown_metrics = ("val_median_error_deg", "val_encoder_median_error_deg", "train_seconds")
     compared_metrics = ("val_residual",)
 
     def __init__(self, recipe: dict):
         super().__init__(recipe)
-        self.aligned_maps: dict = {}  # the learned map aligned to the truth, when known, for the figure
+        self._aligned = None  # (model, MapAlignment): the outputs and the figures share one alignment
 
     def check(self, shapes: DataShapes) -> list[str]:
         errors = self.layer_errors((("encoder", ENCODERS, {}), ("head", HEADS, {})))
@@ -91,6 +91,17 @@ class AbInitioTask(Task):
             name=self.recipe["name"].replace("-", "_").replace(".", "_"),
         )
 
+    def training_dataset(self, model, dataset, seed, start):
+        """Each batch with its step number (`step`, one per example), which picks the stage: stateless, so
+        a resumed run and every replica agree on it."""
+
+        def attach(index, batch):
+            size = tf.shape(batch["images"])[0]
+            return {**batch, "step": tf.fill([size], tf.cast(index, tf.float32))}
+
+        indices = tf.data.Dataset.range(start, np.iinfo(np.int64).max)
+        return tf.data.Dataset.zip(indices, dataset).map(attach)
+
     def evaluate(self, model, validation: dict) -> dict:
         found = search_validation(model, validation)
         metrics = {"val_residual": float(np.mean(found["residuals"]))}
@@ -109,6 +120,15 @@ class AbInitioTask(Task):
         """The density on the images' grid [S, S, S] (z, y, x), in box units."""
         return render_volume(model.density.sample(), model.image_size, EXTENT)
 
+    def aligned_to_truth(self, model, data: DataBundle):
+        """The learned map aligned to the sample's true map (a `MapAlignment`), or None without a truth."""
+        truth = true_map(data)
+        if truth is None:
+            return None
+        if self._aligned is None or self._aligned[0] is not model:
+            self._aligned = (model, align_map(self.learned_map(model), truth))
+        return self._aligned[1]
+
     def write_outputs(self, model, data: DataBundle, run) -> dict:
         """`map.mrc`, and the held-out images (`particles.mrcs`) with their searched poses (`poses.star`).
 
@@ -125,12 +145,10 @@ class AbInitioTask(Task):
         names = [image_name(i, run.PARTICLES) for i in range(len(images))]
         angles = matrix_to_relion(found["poses"].astype(np.float32)).numpy()
         write_particles(run.poses, names, pixel, size, angles=angles, overwrite=True)
-        truth = true_map(data)
-        if truth is None:
+        aligned = self.aligned_to_truth(model, data)
+        if aligned is None:
             return {}
-        aligned = align_map(learned, truth)
-        self.aligned_maps = {"learned (aligned)": aligned.volume, "truth": truth}
-        curve = fsc_curve(aligned.volume, truth)
+        curve = fsc_curve(aligned.volume, true_map(data))
         out = {"map_correlation": round(aligned.correlation, 4), "map_mirrored": aligned.mirrored}
         for threshold, key in ((0.5, "map_fsc_0.5_angstrom"), (0.143, "map_fsc_0.143_angstrom")):
             crossing = resolution(curve, threshold, pixel)
@@ -145,9 +163,11 @@ class AbInitioTask(Task):
             found = search_validation(model, validation)
             aligned = align_poses(found["poses"], np.reshape(validation["rotations"], (-1, 3, 3)))
             plots.error_histogram(aligned["errors_deg"], directory / "orientation_errors.png")
-        if self.aligned_maps:
+        aligned = self.aligned_to_truth(model, data)
+        if aligned is not None:
+            maps = {"learned (aligned)": aligned.volume, "truth": true_map(data)}
             title = "learned map, aligned to the truth, beside it: projections"
-            plots.map_projections(self.aligned_maps, directory / "map_vs_truth.png", title)
+            plots.map_projections(maps, directory / "map_vs_truth.png", title)
 
     def export_module(self, model, shapes: DataShapes):
         module = ExportedAbInitio(model, shapes)
@@ -168,9 +188,9 @@ def _search(model, images):
     flat = tf.reshape(images, [-1, model.image_size, model.image_size])
     last = len(model.stages) - 1
     low = model.coarse(flat, last)
-    poses, _ = model.search(low, last)
-    shadows = tf.reshape(model.shadows(poses, last), [tf.shape(low)[0], 1, -1])
-    return poses, paired_residuals(low, shadows)[:, 0] / tf.reduce_sum(tf.square(low), -1), model(images)
+    poses = model.search(low, last)
+    residual = paired_residuals(low, model.shadows(poses, last)[:, None, :])[:, 0]
+    return poses, residual / tf.reduce_sum(tf.square(low), -1), model(images)
 
 
 def search_validation(model, validation: dict, batch_size: int = 256) -> dict:
