@@ -1,9 +1,9 @@
 """`model.type: ab_initio`: the density and the poses together, from images without poses.
 
-No true pose reaches the model (`input_keys` holds only `images`). When the data has true poses
-(simulated shadows), they score the learned ones after a global alignment in both hands
-(`toolkit.geometry.alignment.align_poses`), and the learned map is aligned to the sample's
-true map and judged by its FSC.
+No true pose reaches the model (`input_keys`: the images and each batch's step number). When the
+data has true poses (simulated shadows), they score the learned ones after a global alignment in
+both hands (`toolkit.geometry.alignment.align_poses`), and the learned map is aligned to the
+sample's true map and judged by its FSC.
 """
 
 from __future__ import annotations
