@@ -61,7 +61,7 @@ def test_the_run_writes_the_map_the_held_out_images_and_their_poses(ab_initio_ru
 def test_the_exported_orientation_is_the_encoders(ab_initio_run):
     exported = tf.saved_model.load(str(ab_initio_run / "saved_model")).signatures["orientation"]
     images = mrcfile.read(ab_initio_run / "particles.mrcs")[:, None, :, :, None]
-    rotations = exported(images=tf.constant(images))["rotations"].numpy()
+    rotations = exported(images=tf.constant(images))["rotations"].numpy().reshape(-1, 3, 3)
     assert rotations.shape == (16, 3, 3)
     np.testing.assert_allclose(
         rotations @ rotations.transpose(0, 2, 1), np.broadcast_to(np.eye(3), (16, 3, 3)), atol=1e-4

@@ -106,7 +106,9 @@ def test_a_few_hundred_steps_learn_the_f_from_shadows_without_poses():
         return loss
 
     rng = np.random.default_rng(0)
-    losses = [float(step(images[rng.integers(0, len(images), 64)], float(i))) for i in range(steps)]
+    losses = [
+        float(step(images[rng.integers(0, len(images), 64)], tf.constant(float(i)))) for i in range(steps)
+    ]
     # Each stage compares at its own resolution, so the loss falls within a stage, not across them.
     assert np.mean(losses[:10]) > 10 * np.mean(losses[80:90])
     assert np.mean(losses[210:220]) > 1.5 * np.mean(losses[-10:])

@@ -25,6 +25,7 @@ from toolkit.recipes.spec import ENCODERS, HEADS
 from toolkit.reconstruction.align import align_map
 from toolkit.reconstruction.fsc import fsc_curve, resolution
 from toolkit.tasks.base import Task
+from toolkit.tasks.orientation_estimator import ExportedEstimator
 from toolkit.training.evaluate import batches, compiled_per_model
 
 
@@ -170,7 +171,7 @@ class AbInitioTask(Task):
             plots.map_projections(maps, directory / "map_vs_truth.png", title)
 
     def export_module(self, model, shapes: DataShapes):
-        module = ExportedAbInitio(model, shapes)
+        module = ExportedEstimator(model, shapes)  # the encoder, in the learned map's frame
         return module, {"orientation": module.orientation}
 
 
@@ -200,17 +201,3 @@ def search_validation(model, validation: dict, batch_size: int = 256) -> dict:
     ]
     poses, residuals, encoder = (np.concatenate([np.asarray(p[i]) for p in parts]) for i in range(3))
     return {"poses": poses.reshape(-1, 3, 3), "residuals": residuals, "encoder": encoder.reshape(-1, 3, 3)}
-
-
-class ExportedAbInitio(tf.Module):
-    """The encoder of an ab initio run: `orientation(images)` in the learned map's frame."""
-
-    def __init__(self, model, shapes: DataShapes):
-        super().__init__(name="toolkit_export")
-        self.model = model
-        images = tf.TensorSpec(shapes.open_batch_shape, tf.float32, name="images")
-        self.orientation = tf.function(self._orientation, input_signature=[images])
-
-    def _orientation(self, images):
-        rotations = tf.reshape(tf.cast(self.model(images, training=False), tf.float32), [-1, 3, 3])
-        return {"rotations": rotations, "relion_rot_tilt_psi": matrix_to_relion(rotations)}
