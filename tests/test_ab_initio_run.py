@@ -94,4 +94,4 @@ def test_a_sequence_of_views_is_refused_with_the_key_to_change(recipes_dir):
     result = invoke("validate", recipes_dir / "f_ab_initio.yaml", *sets(overrides))
     assert result.exit_code == 2
     assert "data.sequence_length: ab_initio learns from single images, got 2; set it to 1" in result.output
-    assert "model.stages[0].downsample: 5 does not divide the image size 32" in result.output
+    assert "data.image_size: 32 pixels must be a multiple of model.stages[0].downsample = 5" in result.output

@@ -75,15 +75,22 @@ class Mutation:
 
 
 def walk(node, path=()):
-    """(key path, value) of every mapping entry below `node`, depth first."""
+    """(key path, value) of every mapping entry below `node`, depth first; a list item's index is an int."""
     for key, value in node.items():
         yield path + (key,), value
         if isinstance(value, dict):
             yield from walk(value, path + (key,))
+        elif isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+            for index, item in enumerate(value):
+                yield from walk(item, path + (key, index))
 
 
 def dotted(path) -> str:
-    return ".".join(path)
+    """`model.stages[0].blur`, as validation names a key path."""
+    out = ""
+    for key in path:
+        out += f"[{key}]" if isinstance(key, int) else f".{key}" if out else key
+    return out
 
 
 def misspelt(key: str) -> str:
@@ -95,10 +102,13 @@ def field_at(recipe: dict, path):
     """The schema `Field` of the key at `path` of a validated recipe; `None` for a `type` key."""
     fields, node, spec = RECIPE, recipe, None
     for key in path:
+        if isinstance(key, int):  # an item of a section list: the list's fields
+            node = node[key]
+            continue
         if fields is None or key not in fields:
             return None
         spec, node = fields[key], node[key]
-        if spec.kind == "section":
+        if spec.kind in ("section", "section_list"):
             fields = spec.fields
         elif spec.kind == "component" and isinstance(node, dict):
             fields = spec.registry[node["type"]].fields
@@ -120,6 +130,14 @@ def node_in(raw: dict, resolved: dict, parents) -> dict:
     node = raw
     for key in parents:
         resolved = resolved[key]
+        if isinstance(key, int):
+            node = node[key]
+            continue
+        if isinstance(resolved, list):  # a section list, written whole when inherited
+            if not isinstance(node.get(key), list):
+                node[key] = copy.deepcopy(resolved)
+            node = node[key]
+            continue
         if not isinstance(node.get(key), dict):
             node[key] = {"type": resolved["type"]} if "type" in resolved else {}
         node = node[key]

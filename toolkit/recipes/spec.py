@@ -384,7 +384,7 @@ MODELS = {
             "stages": Field(
                 "section_list",
                 AB_INITIO_STAGES,
-                "frequency marching: the comparisons from coarse to fine, in order",
+                "frequency marching: the comparisons from coarse to fine, in the order of their `until`",
                 fields={
                     "downsample": positive_int(REQUIRED, "the comparison's grid is this many times coarser"),
                     "blur": Field("float", REQUIRED, "Gaussian blur of both sides, in pixels", minimum=0.0),
@@ -397,7 +397,8 @@ MODELS = {
                     "until": Field(
                         "float",
                         REQUIRED,
-                        "fraction of the training steps at which the stage ends",
+                        "fraction of the training steps at which the stage ends (stages run in this "
+                        "order; the last runs to the end)",
                         minimum=0.0,
                         maximum=1.0,
                         exclusive_minimum=True,

@@ -57,13 +57,11 @@ class AbInitioTask(Task):
             )
         for i, stage in enumerate(self.spec["stages"]):
             if shapes.image_size % stage["downsample"]:
+                where = shapes.image_size_key or f"model.stages[{i}].downsample"
                 errors.append(
-                    f"model.stages[{i}].downsample: {stage['downsample']} does not divide the image size "
-                    f"{shapes.image_size}; use a divisor"
+                    f"{where}: {shapes.image_size} pixels must be a multiple of "
+                    f"model.stages[{i}].downsample = {stage['downsample']}; change one of them"
                 )
-        untils = [stage["until"] for stage in self.spec["stages"]]
-        if untils != sorted(untils):
-            errors.append(f"model.stages: `until` must increase from stage to stage, got {untils}")
         return errors
 
     def build_model(self, shapes: DataShapes) -> AbInitio:
@@ -83,7 +81,7 @@ class AbInitioTask(Task):
             encoder=ENCODERS[spec["encoder"]["type"]].make(spec["encoder"], name="encoder"),
             head=HEADS[spec["head"]["type"]].make(spec["head"], name="head"),
             image_size=shapes.image_size,
-            stages=spec["stages"],
+            stages=sorted(spec["stages"], key=lambda stage: stage["until"]),
             total_steps=train["epochs"] * train["steps_per_epoch"],
             search_level=spec["search_level"],
             local_rounds=spec["local_rounds"],
