@@ -130,3 +130,9 @@ def test_the_model_round_trips_its_config(stages):
     net = model(stages)
     again = AbInitio.from_config(net.get_config())
     assert again.stages == net.stages and again.image_size == SIZE and again.density.count == 40
+
+
+@pytest.mark.parametrize("stage", [{"downsample": 2, "blur": 0.0}, {"downsample": 5, "blur": 1.0}])
+def test_a_stage_without_blur_or_with_a_downsample_not_dividing_the_size_is_refused(stage):
+    with pytest.raises(ValueError, match=f"got blur {stage['blur']} and downsample {stage['downsample']}"):
+        model([{**stage, "temperature": 0.0, "until": 1.0}])

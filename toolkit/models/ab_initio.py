@@ -47,6 +47,11 @@ def blur_matrix(image_size: int, downsample: int, blur: float) -> np.ndarray:
     `W X W^T` is the image convolved with that Gaussian and read at the coarse grid's centres, which
     share pixel S // 2 as the origin.
     """
+    if not blur > 0 or image_size % downsample:
+        raise ValueError(
+            f"AbInitio: each stage needs `blur` > 0 and a `downsample` dividing the image size "
+            f"{image_size}, got blur {blur} and downsample {downsample}."
+        )
     fine = pixel_centers(image_size, EXTENT)
     coarse = pixel_centers(image_size // downsample, EXTENT)
     width = blur * (fine[1] - fine[0])

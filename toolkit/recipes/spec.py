@@ -387,7 +387,9 @@ MODELS = {
                 "frequency marching: the comparisons from coarse to fine, in the order of their `until`",
                 fields={
                     "downsample": positive_int(REQUIRED, "the comparison's grid is this many times coarser"),
-                    "blur": Field("float", REQUIRED, "Gaussian blur of both sides, in pixels", minimum=0.0),
+                    "blur": positive_float(
+                        REQUIRED, "Gaussian blur of both sides, in pixels (its standard deviation)"
+                    ),
                     "temperature": Field(
                         "float",
                         0.0,
