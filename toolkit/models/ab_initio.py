@@ -92,7 +92,8 @@ class AbInitio(keras.Model):
         head: maps features to rotation matrices, e.g. `OrientationHead`.
         image_size: pixels per side of the images.
         stages: each a dict of `downsample`, `blur` (pixels), `temperature` and `until`
-            (the fraction of the training steps at which the stage ends).
+            (the fraction of the training steps at which the stage ends); they run in the order
+            of their `until`, the last to the end.
         total_steps: the run's optimizer steps, which the stages divide.
         search_level: level of the SO(3) grid searched. Default value: `2`.
         local_rounds: local refinements of the best grid rotations, on stencils of half the grid's
@@ -137,7 +138,7 @@ class AbInitio(keras.Model):
         if not density.built:  # the model's call reaches the encoder only
             density.build((None, 3, 3))
         self.image_size, self.total_steps = int(image_size), int(total_steps)
-        self.stages = [dict(stage) for stage in stages]
+        self.stages = sorted((dict(stage) for stage in stages), key=lambda stage: stage["until"])
         self.search_level, self.local_rounds = int(search_level), int(local_rounds)
         self.candidates = int(candidates)
         self.orientation_weight = float(orientation_weight)

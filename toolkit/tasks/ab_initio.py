@@ -81,7 +81,7 @@ class AbInitioTask(Task):
             encoder=ENCODERS[spec["encoder"]["type"]].make(spec["encoder"], name="encoder"),
             head=HEADS[spec["head"]["type"]].make(spec["head"], name="head"),
             image_size=shapes.image_size,
-            stages=sorted(spec["stages"], key=lambda stage: stage["until"]),
+            stages=spec["stages"],
             total_steps=train["epochs"] * train["steps_per_epoch"],
             search_level=spec["search_level"],
             local_rounds=spec["local_rounds"],
