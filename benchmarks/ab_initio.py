@@ -1,17 +1,22 @@
 """Ab initio: the F's map and every particle's pose from unlabeled particles, scored as the field scores them.
 
-Usage: python benchmarks/ab_initio.py [--count 5000] [--ablation-epochs 4] [--no-ablations] [--json out.json]
+Usage: python benchmarks/ab_initio.py [--count 5000] [--ablation-epochs 4] [--no-ablations]
+       [--cases clean snr0.1] [--json out.json]
 
-(a) `toolkit simulate` writes --count clean 64x64 particles of the F (recipes/f_ab_initio.yaml's
-    data) with truth.mrc; `toolkit run recipes/f_ab_initio.yaml` learns from them as a STAR file
-    (`data.type: particles`, so no true pose reaches it), timed as a whole;
-(b) every particle's searched pose (the model's search at its last stage) and the encoder's pose
+(a) `toolkit simulate` writes --count 64x64 particles of the F with truth.mrc, clean
+    (recipes/f_ab_initio.yaml) and through a CTF with 2-pixel shifts at SNR 0.1
+    (recipes/f_ab_initio_snr0.1.yaml); `toolkit run` of that recipe learns from them as a STAR
+    file (`data.type: particles`, phase-flipped when there is a CTF, so no true pose reaches
+    it), timed as a whole;
+(b) every particle's searched pose (the run's poses.star) and the encoder's pose (`toolkit infer`)
     are aligned globally to the true ones (orthogonal Procrustes, both hands): median and mean
-    geodesic error, the fractions within 2, 5 and 10 degrees;
-(c) the learned map (map.mrc) and the particles reconstructed at their searched poses are each
-    aligned to truth.mrc (rotation, shift, hand), and their FSC against the truth is compared
-    with a reconstruction from the true poses (0.5 and 0.143);
-(d) ablations on the same particles with --ablation-epochs each: without the soft first stage,
+    geodesic error, the fractions within 2, 5 and 10 degrees; the searched shifts are scored
+    after fitting the learned map's offset (one 3D vector, by least squares);
+(c) the learned map (map.mrc) and the particles reconstructed at their searched poses and shifts
+    (`toolkit reconstruct` of poses.star, with the CTF) are each aligned to truth.mrc (rotation,
+    shift, hand), and their FSC against the truth is compared with a reconstruction from the
+    true poses (0.5 and 0.143);
+(d) ablations on the clean particles with --ablation-epochs each: without the soft first stage,
     with one grid candidate per image, without local refinement, without frequency marching.
 The learned density is made of Gaussian blobs, as the simulated F is: it has the form of the
 truth, which a real sample's density does not. Every figure is measured in this run.
@@ -39,12 +44,12 @@ from toolkit.geometry.alignment import align_poses
 from toolkit.io.particles import read_particles
 from toolkit.recipes.loader import load_recipe
 from toolkit.reconstruction.align import align_map
-from toolkit.reconstruction.backproject import reconstruct
 from toolkit.reconstruction.fsc import fsc_curve, resolution
-from toolkit.runs.directory import load_run
-from toolkit.tasks.ab_initio import search_validation
+from toolkit.runs.infer import infer
+from toolkit.runs.reconstruct import reconstruct_star
 
-RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "f_ab_initio.yaml"
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+CASES = {"clean": RECIPES / "f_ab_initio.yaml", "snr0.1": RECIPES / "f_ab_initio_snr0.1.yaml"}
 STAGES_WITHOUT_MARCHING = "[{downsample: 2, blur: 1.0, temperature: 0.0, until: 1.0}]"
 STAGES_WITHOUT_SOFT_START = (
     "[{downsample: 4, blur: 4.0, until: 0.2}, {downsample: 4, blur: 3.0, until: 0.4}, "
@@ -59,24 +64,25 @@ ABLATIONS = {  # name: overrides on top of the recipe
 }
 
 
-def particle_overrides(star: Path) -> list[str]:
+def particle_overrides(star: Path, noisy: bool) -> list[str]:
     return [
         "data.type=particles",
         f"data.star={star}",
-        "data.normalize=false",  # clean particles have no background noise to normalize by
-        "data.ctf=none",
+        # Clean particles have no background noise to normalize by, nor a CTF.
+        f"data.normalize={str(noisy).lower()}",
+        f"data.ctf={'phase_flip' if noisy else 'none'}",
         "data.validation_size=512",
     ]
 
 
-def train(overrides: list[str], out: Path) -> float:
+def train(recipe: Path, overrides: list[str], out: Path) -> float:
     """`toolkit run` of the recipe with these overrides; its wall time in seconds."""
     command = [
         sys.executable,
         "-m",
         "toolkit",
         "run",
-        str(RECIPE),
+        str(recipe),
         "--out",
         str(out),
         "--quiet",
@@ -109,21 +115,43 @@ def fsc(volume: np.ndarray, truth: np.ndarray, apix: float) -> dict:
     return {f"fsc_{t}_angstrom": (None if r is None else round(r.angstrom, 2)) for t, r in found.items()}
 
 
-def score_run(run_dir: Path, images: np.ndarray, true: np.ndarray, truth: np.ndarray, apix: float) -> dict:
-    run = load_run(run_dir)
-    found = search_validation(run.model, {"images": images[:, None, :, :, None]})
-    maps = {
-        "map": mrcfile.read(run_dir / "map.mrc").astype(np.float32),
-        # The particles reconstructed at their searched poses (in the learned frame), as a
-        # cryo-EM program makes its map once it has poses.
-        "map_from_searched_poses": reconstruct(images, found["poses"], regularization=1.0),
-    }
-    row = {
-        "searched_poses": pose_scores(found["poses"], true),
-        "encoder_poses": pose_scores(found["encoder"], true),
-    }
-    for name, volume in maps.items():
-        aligned = align_map(volume, truth)
+def shift_errors(star: Path, poses: Path) -> np.ndarray:
+    """Pixels between each searched shift and the true one, once the learned map's offset is fitted.
+
+    A map moved by d shifts the particle at pose R by (R d)_xy: the searched shifts t' relate to
+    the true ones t by t' - t = -(R' d)_xy, solved for d over all particles by least squares.
+    """
+    true, found = read_particles(star), read_particles(poses)
+    t_true = -true.origins / true.pixel_size[:, None]
+    t_found = -found.origins / found.pixel_size[:, None]
+    rows = relion_to_matrix(found.angles.astype(np.float32)).numpy()[:, :2, :]  # [N, 2, 3]
+    offset, *_ = np.linalg.lstsq(rows.reshape(-1, 3), (t_true - t_found).reshape(-1), rcond=None)
+    return np.linalg.norm(t_found - t_true + rows @ offset, axis=1)
+
+
+def read_map(path: Path) -> np.ndarray:
+    return mrcfile.read(path).astype(np.float32)
+
+
+def score_run(run_dir: Path, star: Path, truth: np.ndarray, apix: float) -> dict:
+    true = relion_to_matrix(read_particles(star).angles.astype(np.float32)).numpy()
+    searched = relion_to_matrix(read_particles(run_dir / "poses.star").angles.astype(np.float32)).numpy()
+    infer(run_dir, star, run_dir / "encoder_poses.star", overwrite=True)
+    encoder = relion_to_matrix(
+        read_particles(run_dir / "encoder_poses.star").angles.astype(np.float32)
+    ).numpy()
+    # The particles reconstructed at their searched poses (in the learned frame), as a cryo-EM
+    # program makes its map once it has poses.
+    reconstruct_star(run_dir / "poses.star", run_dir / "map_from_searched_poses.mrc", overwrite=True)
+    row = {"searched_poses": pose_scores(searched, true), "encoder_poses": pose_scores(encoder, true)}
+    if read_particles(star).origins is not None:
+        errors = shift_errors(star, run_dir / "poses.star")
+        row["searched_shifts"] = {
+            "median_px": round(float(np.median(errors)), 3),
+            "within_1_px": round(float(np.mean(errors <= 1)), 3),
+        }
+    for name in ("map", "map_from_searched_poses"):
+        aligned = align_map(read_map(run_dir / f"{name}.mrc"), truth)
         row[name] = {"correlation": round(aligned.correlation, 4), "mirrored": aligned.mirrored}
         row[name].update(fsc(aligned.volume, truth, apix))
     return row
@@ -134,29 +162,36 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=5000)
     parser.add_argument("--ablation-epochs", type=int, default=4)
     parser.add_argument("--no-ablations", action="store_true")
+    parser.add_argument("--cases", nargs="+", choices=tuple(CASES), default=list(CASES))
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="ab_initio_"))
-    simulate(load_recipe(RECIPE), args.count, folder / "data")
-    star = folder / "data" / "particles.star"
-    particles = read_particles(star)
-    true = relion_to_matrix(particles.angles.astype(np.float32)).numpy()
-    images = mrcfile.read(folder / "data" / "particles.mrcs").astype(np.float32)
-    truth = mrcfile.read(folder / "data" / "truth.mrc").astype(np.float32)
-    apix = float(particles.pixel_size[0])
-    result = {"particles": args.count, "image_size": images.shape[-1]}
-    seconds = train(particle_overrides(star), folder / "run")
-    result["clean"] = {"wall_seconds": round(seconds), **score_run(folder / "run", images, true, truth, apix)}
-    result["clean"]["map_from_true_poses"] = fsc(reconstruct(images, true, regularization=1.0), truth, apix)
-    print(json.dumps(result, indent=2), flush=True)
+    result = {"particles": args.count}
+    for case in args.cases:
+        data = folder / case / "data"
+        simulate(load_recipe(CASES[case]), args.count, data)
+        star, truth = data / "particles.star", read_map(data / "truth.mrc")
+        apix = float(read_particles(star).pixel_size[0])
+        overrides = particle_overrides(star, noisy=case != "clean")
+        seconds = train(CASES[case], overrides, folder / case / "run")
+        result[case] = {"wall_seconds": round(seconds), **score_run(folder / case / "run", star, truth, apix)}
+        reconstruct_star(star, folder / case / "map_from_true_poses.mrc")
+        result[case]["map_from_true_poses"] = fsc(
+            read_map(folder / case / "map_from_true_poses.mrc"), truth, apix
+        )
+        print(case, json.dumps(result[case], indent=2), flush=True)
     if not args.no_ablations:
+        star = folder / "clean" / "data" / "particles.star"
+        if not star.is_file():
+            simulate(load_recipe(CASES["clean"]), args.count, star.parent)
+        truth, apix = read_map(star.parent / "truth.mrc"), float(read_particles(star).pixel_size[0])
         epochs = [f"train.epochs={args.ablation_epochs}"]
         for name, overrides in {"all of them": [], **ABLATIONS}.items():
             out = folder / name.replace(" ", "_")
-            seconds = train(particle_overrides(star) + epochs + overrides, out)
+            seconds = train(CASES["clean"], particle_overrides(star, False) + epochs + overrides, out)
             result[f"ablation: {name}"] = {
                 "wall_seconds": round(seconds),
-                **score_run(out, images, true, truth, apix),
+                **score_run(out, star, truth, apix),
             }
             print(name, json.dumps(result[f"ablation: {name}"]), flush=True)
     if args.json:

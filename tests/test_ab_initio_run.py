@@ -95,3 +95,43 @@ def test_a_sequence_of_views_is_refused_with_the_key_to_change(recipes_dir):
     assert result.exit_code == 2
     assert "data.sequence_length: ab_initio learns from single images, got 2; set it to 1" in result.output
     assert "data.image_size: 32 pixels must be a multiple of model.stages[0].downsample = 5" in result.output
+
+
+def test_a_run_on_a_particle_file_writes_every_particles_pose_and_origin_into_a_copy_of_it(
+    tmp_path, recipes_dir
+):
+    particles = tmp_path / "particles"
+    simulated = invoke(
+        "simulate",
+        recipes_dir / "f_ab_initio_snr0.1.yaml",
+        *sets(["data.image_size=32"]),
+        "--count",
+        24,
+        "--out",
+        particles,
+    )
+    assert simulated.exit_code == 0, simulated.output
+    star = particles / "particles.star"
+    overrides = TINY_AB_INITIO + [
+        "data.type=particles",
+        f"data.star={star}",
+        "data.ctf=phase_flip",
+        "data.validation_size=8",
+        "model.max_shift=4.0",
+    ]
+    out = tmp_path / "run"
+    result = invoke("run", recipes_dir / "f_ab_initio.yaml", *sets(overrides), "--out", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    given, written = starfile.read(star), starfile.read(out / "poses.star")
+    rows = written["particles"]
+    assert len(rows) == 24 and not (out / "particles.mrcs").exists()
+    # The same images (names relative to the run directory), CTF and optics, with new poses and origins.
+    stacks = [str((out / name.split("@")[1]).resolve()) for name in rows["rlnImageName"]]
+    assert stacks == [str((particles / name.split("@")[1]).resolve()) for name in given["particles"]["rlnImageName"]]
+    np.testing.assert_allclose(rows["rlnDefocusU"], given["particles"]["rlnDefocusU"])
+    assert not np.allclose(rows["rlnAngleRot"], given["particles"]["rlnAngleRot"])
+    origins = rows[["rlnOriginXAngst", "rlnOriginYAngst"]].to_numpy()
+    pixel = float(given["optics"]["rlnImagePixelSize"].iloc[0])
+    assert np.all(np.abs(origins) <= 6.0 * pixel), origins  # within max_shift and its refinement
+    result = invoke("reconstruct", out / "poses.star", "--out", tmp_path / "map.mrc")
+    assert result.exit_code == 0, result.output

@@ -9,11 +9,22 @@ import pytest
 import tensorflow as tf
 from scipy.spatial.transform import Rotation
 
+from toolkit.data.ctf import apply_ctf, ctf_2d
 from toolkit.data.objects import letter_f
 from toolkit.data.render import pixel_centers, render_shadows, render_volume
 from toolkit.geometry.alignment import align_poses
 from toolkit.layers import BlobDensity, OrientationHead, RotationConditionedEncoder
-from toolkit.models.ab_initio import EXTENT, AbInitio, blur_matrix, paired_residuals, residuals, stencil
+from toolkit.models.ab_initio import (
+    EXTENT,
+    AbInitio,
+    blur_matrix,
+    ctf_weights,
+    paired_residuals,
+    residuals,
+    shift_spectra,
+    spectra,
+    stencil,
+)
 from toolkit.reconstruction.align import align_map
 
 SIZE = 32
@@ -26,7 +37,7 @@ def f_in_box_units():
     return f.centers * scale, np.asarray(f.weights), np.full(len(f.centers), f.sigma * scale)
 
 
-def model(stages, count=40, local_rounds=4, seed=0, total_steps=100):
+def model(stages, count=40, local_rounds=4, seed=0, total_steps=100, max_shift=0.0, candidates=4):
     keras.utils.set_random_seed(seed)
     return AbInitio(
         density=BlobDensity(count=count, image_size=SIZE, extent=EXTENT, radius=0.07, sigma=0.1, seed=seed),
@@ -36,6 +47,8 @@ def model(stages, count=40, local_rounds=4, seed=0, total_steps=100):
         stages=stages,
         total_steps=total_steps,
         local_rounds=local_rounds,
+        max_shift=max_shift,
+        candidates=candidates,
     )
 
 
@@ -58,8 +71,82 @@ def test_the_scale_free_residual_is_numpys_least_squares_residual():
     expected = np.array([[np.linalg.lstsq(p[:, None], x, rcond=None)[1][0] for p in shadows] for x in images])
     found = residuals(images.astype("float32"), shadows.astype("float32"))
     np.testing.assert_allclose(found, expected, rtol=1e-4)
-    paired = paired_residuals(images.astype("float32"), np.stack([shadows] * 5).astype("float32"))
+    paired = paired_residuals(images[:, None].astype("float32"), np.stack([shadows] * 5).astype("float32"))
     np.testing.assert_allclose(paired, expected, rtol=1e-4)
+
+
+def test_the_fourier_residual_with_a_ctf_is_the_least_squares_residual_of_the_ctf_filtered_shadows():
+    # The CTF applied in real space by a full complex FFT (apply_ctf), then numpy's least squares on
+    # pixels, against the model's comparison of rfft coefficients weighted by the same CTF.
+    rng = np.random.default_rng(4)
+    images, shadows = rng.normal(size=(3, 16, 16)), rng.normal(size=(5, 16, 16))
+    ctf = ctf_2d(16, 4.0, [9000.0, 12000.0, 15000.0], [8000.0, 11000.0, 15000.0], [30.0, 0.0, 75.0]).numpy()
+    filtered = np.stack([apply_ctf(shadows, c).numpy() for c in ctf])  # [3, 5, 16, 16]
+    expected = np.array(
+        [
+            [
+                np.linalg.lstsq(filtered[b, m].reshape(-1, 1), images[b].ravel(), rcond=None)[1][0]
+                for m in range(5)
+            ]
+            for b in range(3)
+        ]
+    )
+    weights = ctf_weights(tf.constant(ctf), 16)
+    found = residuals(spectra(images.astype("float32")), spectra(shadows.astype("float32")), weights)
+    np.testing.assert_allclose(found, expected, rtol=1e-3)
+    paired = paired_residuals(
+        spectra(images.astype("float32"))[:, None], spectra(shadows.astype("float32")), weights[:, None]
+    )
+    np.testing.assert_allclose(paired, expected, rtol=1e-3)
+
+
+def test_a_coarse_grids_ctf_weights_are_the_fine_ctf_at_the_same_frequencies():
+    fine = ctf_2d(32, 2.0, 9000.0, 8000.0, 30.0)
+    coarse = ctf_2d(16, 4.0, 9000.0, 8000.0, 30.0)  # the same field, pixels twice as large
+    found = ctf_weights(fine[None], 16).numpy().reshape(16, 2, 9)
+    # ctf_2d averages +k and -k on a grid's Nyquist row and column (astigmatism makes them differ),
+    # where the coarse grid's -8 cycles are the fine grid's exact -8: compared inside them.
+    expected = coarse.numpy()[:8, :8]
+    np.testing.assert_allclose(found[:8, 0, :8], expected, atol=1e-5)
+    np.testing.assert_allclose(found[:8, 1, :8], expected, atol=1e-5)
+    np.testing.assert_allclose(found[9:, 0, :8], coarse.numpy()[9:, :8], atol=1e-5)
+
+
+def test_a_subpixel_shift_of_the_spectra_is_scipys_fourier_shift():
+    from scipy.ndimage import fourier_shift
+
+    # Two pixels wide, so the Nyquist coefficients, which no subpixel shift keeps real, are negligible.
+    image = render_shadows(([[0.05, -0.1, 0.0]], [1.0], 0.25), np.eye(3, dtype="float32")[None], 16, EXTENT)[
+        0
+    ]
+    moved = np.real(np.fft.ifft2(fourier_shift(np.fft.fft2(image.numpy()), (0.7, -1.3))))  # (rows, columns)
+    back = shift_spectra(spectra(moved[None].astype("float32")), tf.constant([[[-1.3, 0.7]]]), 16)[:, 0]
+    np.testing.assert_allclose(back, spectra(image[None]), atol=2e-4 * float(tf.reduce_max(image)))
+
+
+def test_the_search_finds_poses_and_shifts_through_a_ctf_on_the_true_density():
+    stages = [{"downsample": 2, "blur": 1.0, "temperature": 0.0, "until": 1.0}]
+    # A grid rotation is scored at whole-pixel shifts only, so more of them are refined.
+    net = model(stages, count=len(f_in_box_units()[0]), max_shift=4.0, candidates=16)
+    centers, weights, sigmas = f_in_box_units()
+    net.density.set_blobs(centers, weights, sigmas)
+    true = Rotation.random(24, rng=5).as_matrix().astype("float32")
+    shifts = np.random.default_rng(5).uniform(-3, 3, size=(24, 2)).astype("float32")  # pixels
+    images = render_shadows((centers, weights, sigmas), true, SIZE, EXTENT, shifts * 2 * EXTENT / SIZE)
+    defocus = np.random.default_rng(6).uniform(6000, 9000, size=24)
+    ctf = ctf_2d(SIZE, 4.0, defocus, defocus - 200, 20.0)
+    terms = net.loss_terms({"images": apply_ctf(images, ctf)[..., None], "ctf": ctf})
+    errors = np.degrees(
+        (Rotation.from_matrix(terms["poses"].numpy()).inv() * Rotation.from_matrix(true)).magnitude()
+    )
+    assert np.median(errors) < 2.0, errors
+    assert np.median(np.abs(terms["shifts"].numpy() - shifts)) < 0.25, terms["shifts"].numpy() - shifts
+    # The same images compared without their CTF find worse poses: the CTF is used, not ignored.
+    blind = net.loss_terms({"images": apply_ctf(images, ctf)[..., None]})
+    blind_errors = np.degrees(
+        (Rotation.from_matrix(blind["poses"].numpy()).inv() * Rotation.from_matrix(true)).magnitude()
+    )
+    assert np.median(blind_errors) > 2 * np.median(errors)
 
 
 def test_the_stencil_turns_by_the_grid_of_small_angles():
@@ -76,7 +163,7 @@ def test_the_search_finds_true_poses_on_the_true_density():
     net.density.set_blobs(centers, weights, sigmas)
     true = Rotation.random(24, rng=1).as_matrix().astype("float32")
     images = render_shadows((centers, weights, sigmas), true, SIZE, EXTENT)
-    poses = net.search(net.coarse(images, 0), 0)
+    poses, _ = net.search(net.coarse(images, 0), 0)
     errors = np.degrees((Rotation.from_matrix(poses.numpy()).inv() * Rotation.from_matrix(true)).magnitude())
     # Level 2 (about 15 degrees), then stencils of 5, 2.5 and 1.25 degrees.
     assert np.median(errors) < 2.0, errors
@@ -120,7 +207,7 @@ def test_a_few_hundred_steps_learn_the_f_from_shadows_without_poses():
 
     held_out = Rotation.random(64, rng=3).as_matrix().astype("float32")
     shadows = render_shadows((centers, weights, sigmas), held_out, SIZE, EXTENT)
-    poses = net.search(net.coarse(shadows, 2), 2)
+    poses, _ = net.search(net.coarse(shadows, 2), 2)
     aligned = align_poses(poses.numpy(), held_out)
     assert np.median(aligned["errors_deg"]) < 5.0
 

@@ -71,10 +71,10 @@ class CTFDraws:
         half = 0.5 * self.astigmatism * draws[:, 1]
         return tf.stack([mean + half, mean - half, 180.0 * draws[:, 2]], axis=-1)
 
-    def apply(self, images, defocus, pixel_size: float) -> tf.Tensor:
-        """Images `[N, S, S]` seen through the CTF of each row of `defocus`."""
-        transfer = ctf_2d(
-            images.shape[-1],
+    def transfer(self, defocus, image_size: int, pixel_size: float) -> tf.Tensor:
+        """The CTF `[N, S, S]` of each row of `defocus` on the unshifted FFT grid."""
+        return ctf_2d(
+            image_size,
             pixel_size,
             defocus[:, 0],
             defocus[:, 1],
@@ -84,7 +84,10 @@ class CTFDraws:
             amplitude_contrast=self.amplitude_contrast,
             b_factor=self.b_factor,
         )
-        return apply_ctf(images, transfer)
+
+    def apply(self, images, defocus, pixel_size: float) -> tf.Tensor:
+        """Images `[N, S, S]` seen through the CTF of each row of `defocus`."""
+        return apply_ctf(images, self.transfer(defocus, images.shape[-1], pixel_size))
 
 
 @dataclass(frozen=True)
@@ -125,9 +128,10 @@ class ShadowData:
     def batch(self, size: int, stream: int, index) -> dict:
         """One batch: images `[B, T, S, S, 1]`, condition `[B, T, K]`, rotations `[B, T, 3, 3]`.
 
-        With a CTF the batch also holds `defocus` `[B, T, 3]` (see `CTFDraws.defocus`); the
-        noise is added after the CTF, as a detector adds it. With a `shift` it holds `shifts`
-        `[B, T, 2]`: where each particle's centre lies, (x, y) in pixels from pixel S // 2.
+        With a CTF the batch also holds `defocus` `[B, T, 3]` (see `CTFDraws.defocus`) and the
+        CTF itself, `ctf` `[B, T, S, S]` on the unshifted FFT grid; the noise is added after the
+        CTF, as a detector adds it. With a `shift` it holds `shifts` `[B, T, 2]`: where each
+        particle's centre lies, (x, y) in pixels from pixel S // 2.
         """
         seed = batch_seed(self.seed, stream, index)
         count = size * self.sequence_length
@@ -144,8 +148,10 @@ class ShadowData:
         images = images / self.intensity_scale
         if self.ctf is not None:
             defocus = self.ctf.defocus(count, tf.random.experimental.stateless_fold_in(seed, CTF_DRAW))
-            images = self.ctf.apply(images, defocus, self.pixel_size)
+            transfer = self.ctf.transfer(defocus, self.image_size, self.pixel_size)
+            images = apply_ctf(images, transfer)
             extra["defocus"] = tf.reshape(defocus, shape + [3])
+            extra["ctf"] = tf.reshape(transfer, shape + [self.image_size, self.image_size])
         if self.snr is not None:
             # sigma = std(signal) / sqrt(SNR), per image, as cryo-EM benchmarks define it.
             std = tf.math.reduce_std(images, axis=[1, 2], keepdims=True)

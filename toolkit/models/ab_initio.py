@@ -19,6 +19,13 @@ density toward the images at those poses, as stochastic-gradient ab initio metho
 4. **Scale-free error.** Each image is compared with the density's shadow at its best scale
    (least squares, `|x|^2 - <x, p>^2 / |p|^2`), so neither the density's mass nor the images'
    normalization has to be learned first.
+5. **CTF and shifts.** When the images went through a CTF (`inputs["ctf"]`) or may lie off
+   centre (`max_shift` > 0), both sides are compared by their Fourier coefficients, weighted so
+   that dot products equal the pixels' (Parseval): the CTF c then enters as
+   `<x, c p>^2 / <c^2, |p|^2>`, still two matrix products for all images against all shadows,
+   and a shift is a phase ramp on the image. The grid search tries every whole coarse pixel of
+   shift within `max_shift`; each local round then refines the shift on a 3x3 stencil of half
+   the last step.
 
 An image encoder with an orientation head learns, beside the density, to predict the pose that
 the search found (never a true pose): it amortizes the search, and the exported `orientation`
@@ -68,18 +75,86 @@ def stencil(step_degrees: float) -> np.ndarray:
     return Rotation.from_rotvec(vectors).as_matrix().astype(np.float32)
 
 
-def residuals(images, shadows):
-    """`|x|^2 - <x, p>^2 / |p|^2` [B, M]: each image [B, K] against each shadow [M, K] at its best scale."""
-    dot = tf.matmul(images, shadows, transpose_b=True)
-    own = tf.reduce_sum(tf.square(shadows), -1)
-    return tf.reduce_sum(tf.square(images), -1, keepdims=True) - tf.square(dot) / (own[None, :] + 1e-12)
+def stencil_shifts() -> np.ndarray:
+    """9 moves [9, 2] of one pixel's spacing: the 3x3 square around a shift."""
+    line = np.array([-1.0, 0.0, 1.0], np.float32)
+    return np.stack(np.meshgrid(line, line, indexing="ij"), -1).reshape(-1, 2)
 
 
-def paired_residuals(images, shadows):
-    """The same, pairwise: images [B, K] against shadows [B, J, K] -> [B, J]."""
-    dot = tf.einsum("bk,bjk->bj", images, shadows)
-    own = tf.reduce_sum(tf.square(shadows), -1)
+def residuals(images, shadows, ctf=None):
+    """`|x|^2 - <x, c p>^2 / |c p|^2` [B, M]: each image [B, K] against each shadow [M, K] at its best scale.
+
+    `ctf` [B, K] (or None, c = 1) weighs the shadows' components per image: Fourier
+    coefficients from `spectra`, with the CTF laid out by `ctf_weights`.
+    """
+    if ctf is None:
+        dot = tf.matmul(images, shadows, transpose_b=True)
+        own = tf.reduce_sum(tf.square(shadows), -1)[None, :]
+    else:
+        dot = tf.matmul(images * ctf, shadows, transpose_b=True)
+        own = tf.matmul(tf.square(ctf), tf.square(shadows), transpose_b=True)
     return tf.reduce_sum(tf.square(images), -1, keepdims=True) - tf.square(dot) / (own + 1e-12)
+
+
+def paired_residuals(images, shadows, ctf=None):
+    """The same, pairwise over the last axis: images, shadows and ctf broadcast against each other."""
+    weighted = shadows if ctf is None else shadows * ctf
+    dot = tf.reduce_sum(images * weighted, -1)
+    own = tf.reduce_sum(tf.square(weighted), -1)
+    return tf.reduce_sum(tf.square(images), -1) - tf.square(dot) / (own + 1e-12)
+
+
+def _half_plane(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ky [n, 1], kx [1, n // 2 + 1]) in cycles per pixel: the frequencies of `tf.signal.rfft2d`."""
+    return np.fft.fftfreq(size)[:, None], np.fft.rfftfreq(size)[None, :]
+
+
+def spectra(images):
+    """Images [..., n, n] as real vectors [..., 2 n (n // 2 + 1)] of their weighted Fourier coefficients.
+
+    The real parts, then the imaginary parts, of `rfft2d`, each times sqrt(m / n^2) where m is how
+    many coefficients of the full spectrum it stands for (1 or 2): so the vectors' dot products
+    equal the images' (Parseval).
+    """
+    size = images.shape[-1]
+    ky, kx = _half_plane(size)
+    count = np.where((kx == 0) | (kx == 0.5), 1.0, 2.0) * np.ones_like(ky)
+    weight = tf.constant(np.sqrt(count / size**2).astype(np.float32))
+    coefficients = tf.signal.rfft2d(tf.cast(images, tf.float32))
+    halves = tf.concat([tf.math.real(coefficients) * weight, tf.math.imag(coefficients) * weight], -1)
+    return tf.reshape(halves, tf.concat([tf.shape(images)[:-2], [-1]], 0))
+
+
+def ctf_weights(ctf, size: int):
+    """The CTF [B, S, S] (unshifted FFT grid) laid out as `spectra` of an n = `size` grid, [B, K].
+
+    A grid `S / size` times coarser spans the same field: its frequency (i, j) is the fine grid's.
+    """
+    full = ctf.shape[-1]
+    rows = np.round(np.fft.fftfreq(size) * size).astype(np.int64) % full
+    half = tf.gather(tf.gather(ctf, rows, axis=-2), np.arange(size // 2 + 1), axis=-1)
+    return tf.reshape(tf.concat([half, half], -1), [tf.shape(ctf)[0], -1])
+
+
+def shift_spectra(vectors, offsets, size: int):
+    """`spectra` vectors [B, K] of images moved by -offsets [B, J, 2] ((x, y) pixels) -> [B, J, K].
+
+    An image whose centre lies at `offset` is brought back to the origin.
+    """
+    ky, kx = _half_plane(size)
+    phase = (
+        2
+        * math.pi
+        * (
+            offsets[..., 0, None, None] * kx.astype(np.float32)
+            + offsets[..., 1, None, None] * ky.astype(np.float32)
+        )
+    )  # [B, J, n, m]
+    halves = tf.reshape(vectors, [tf.shape(vectors)[0], 1, size, 2, -1])
+    real, imag = halves[..., 0, :], halves[..., 1, :]
+    cos, sin = tf.cos(phase), tf.sin(phase)
+    moved = tf.stack([real * cos - imag * sin, real * sin + imag * cos], -2)
+    return tf.reshape(moved, [tf.shape(vectors)[0], tf.shape(offsets)[1], -1])
 
 
 @keras.saving.register_keras_serializable(package="toolkit")
@@ -100,6 +175,8 @@ class AbInitio(keras.Model):
             step, then each half the last. Default value: `4`.
         candidates: grid rotations refined per image. Default value: `4`.
         orientation_weight: weight of the encoder's term. Default value: `1.0`.
+        max_shift: how far (pixels) an image's centre may lie from the box's, searched at every
+            stage; 0 searches no shift. Default value: `0.0`.
         **kwargs: standard `keras.Model` arguments.
 
     Example:
@@ -131,6 +208,7 @@ class AbInitio(keras.Model):
         local_rounds: int = 4,
         candidates: int = 4,
         orientation_weight: float = 1.0,
+        max_shift: float = 0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -142,6 +220,7 @@ class AbInitio(keras.Model):
         self.search_level, self.local_rounds = int(search_level), int(local_rounds)
         self.candidates = int(candidates)
         self.orientation_weight = float(orientation_weight)
+        self.max_shift = float(max_shift)
         self.grid = tf.constant(grids.cell_rotations(search_level, *grids.full_grid(search_level)))
         first = grids.step_degrees(search_level) / 2
         self.stencils = [tf.constant(stencil(first / 2**r)) for r in range(self.local_rounds)]
@@ -165,57 +244,117 @@ class AbInitio(keras.Model):
             return tf.constant(len(self.stages) - 1, tf.int32)
         return tf.reduce_sum(tf.cast(tf.cast(step, tf.float32) >= self.boundaries, tf.int32))
 
-    def shadows(self, rotations, stage: int):
-        """The density's shadows, flattened [N, n * n], at a stage's blur and coarse grid."""
+    def size(self, stage: int) -> int:
+        """Pixels per side of a stage's coarse grid."""
+        return self.image_size // self.stages[stage]["downsample"]
+
+    def offsets(self, stage: int) -> np.ndarray:
+        """The shifts [T, 2] the grid search tries at a stage: whole coarse pixels within `max_shift`."""
+        reach = self.max_shift / self.stages[stage]["downsample"]
+        line = np.arange(-int(reach), int(reach) + 1, dtype=np.float32)
+        grid = np.stack(np.meshgrid(line, line, indexing="ij"), -1).reshape(-1, 2)
+        return grid[np.hypot(grid[:, 0], grid[:, 1]) <= reach + 1e-6]
+
+    def shadows(self, rotations, stage: int, fourier: bool = False, shifts=None):
+        """The density's shadows [N, K] at a stage's blur and grid: pixels, or `spectra` if `fourier`.
+
+        `shifts` [N, 2]: where each shadow's centre lies, (x, y) in the stage's pixels.
+        """
         spec = self.stages[stage]
         centers, masses, widths = self.density.blobs()
         blurred = tf.sqrt(tf.square(widths) + (spec["blur"] * 2.0 * EXTENT / self.image_size) ** 2)
         size = self.image_size // spec["downsample"]
-        images = render_shadows((centers, masses, blurred), rotations, size, EXTENT)
-        return tf.reshape(images, [tf.shape(images)[0], size * size])
+        moves = None if shifts is None else shifts * (2.0 * EXTENT / size)
+        images = render_shadows((centers, masses, blurred), rotations, size, EXTENT, moves)
+        return spectra(images) if fourier else tf.reshape(images, [tf.shape(images)[0], size * size])
 
-    def coarse(self, images, stage: int):
-        """Images [B, S, S] blurred and sampled on the stage's grid, flattened [B, n * n]."""
+    def coarse(self, images, stage: int, fourier: bool = False):
+        """Images [B, S, S] blurred and read on the stage's grid [B, K]: pixels, or `spectra` if `fourier`."""
         blur = self.blurs[stage]
         low = tf.einsum("ij,bjk,lk->bil", blur, images, blur)
-        return tf.reshape(low, [tf.shape(images)[0], -1])
+        return spectra(low) if fourier else tf.reshape(low, [tf.shape(images)[0], -1])
 
-    def search(self, images, stage: int):
-        """Each coarse image's [B, K] best pose [B, 3, 3], without gradient.
+    def search(self, images, stage: int, ctf=None):
+        """Each coarse image's [B, K] best pose [B, 3, 3] and shift [B, 2] (coarse pixels), without gradient.
 
-        The `candidates` best grid rotations are each refined on the stencils, and the best of
-        them is kept: a shadow's few near-equal grid rotations (its twins, for a thin sample)
-        each get their own local search.
+        The `candidates` best grid rotations (each at its best whole-pixel shift) are refined on
+        the stencils, and the best of them is kept: a shadow's few near-equal grid rotations (its
+        twins, for a thin sample) each get their own local search. Refined shifts move the
+        rendered shadows, exactly, rather than the sampled images. `ctf` [B, K] as in `residuals`;
+        images are `spectra` when it is given or shifts are searched.
         """
         count = tf.shape(images)[0]
-        grid_errors = residuals(images, self.shadows(self.grid, stage))
+        fourier = ctf is not None or self.max_shift > 0
+        grid_errors, grid_shifts = self.grid_errors(images, stage, ctf)
         top = tf.math.top_k(-grid_errors, k=self.candidates).indices
         poses = tf.gather(self.grid, top)  # [B, C, 3, 3]
-        for turns in self.stencils:
+        shifts = tf.gather(grid_shifts, top, batch_dims=1)  # [B, C, 2]
+        best = tf.gather(grid_errors, top, batch_dims=1)
+        seen = images[:, None, None, :]
+        weights = None if ctf is None else ctf[:, None, None, :]
+
+        def errors_at(rotations, moves):  # rotations [B, C, J, 3, 3] at moves [B, C, J, 2] -> [B, C, J]
+            shadows = self.shadows(
+                tf.reshape(rotations, [-1, 3, 3]), stage, fourier, tf.reshape(moves, [-1, 2])
+            )
+            return paired_residuals(
+                seen, tf.reshape(shadows, [count, self.candidates, -1, tf.shape(images)[-1]]), weights
+            )
+
+        for round_, turns in enumerate(self.stencils):
+            if self.max_shift > 0:
+                trials = shifts[:, :, None, :] + stencil_shifts() * 0.5 ** (round_ + 1)  # [B, C, 9, 2]
+                errors = errors_at(tf.repeat(poses[:, :, None], 9, axis=2), trials)
+                shifts = tf.gather(trials, tf.argmin(errors, axis=2), batch_dims=2)
             candidates = tf.einsum("jik,bckl->bcjil", turns, poses)  # [B, C, 27, 3, 3]
-            shadows = self.shadows(tf.reshape(candidates, [-1, 3, 3]), stage)
-            shadows = tf.reshape(shadows, [count, -1, tf.shape(shadows)[-1]])
-            errors = tf.reshape(paired_residuals(images, shadows), [count, self.candidates, 27])
+            errors = errors_at(candidates, tf.repeat(shifts[:, :, None, :], 27, axis=2))
             poses = tf.gather(candidates, tf.argmin(errors, axis=2), batch_dims=2)
             best = tf.reduce_min(errors, axis=2)
-        if not self.stencils:
-            best = tf.gather(grid_errors, top, batch_dims=1)
-        poses = tf.gather(poses, tf.argmin(best, axis=1), batch_dims=1)
-        return tf.stop_gradient(poses)
+        winner = tf.argmin(best, axis=1)
+        poses = tf.gather(poses, winner, batch_dims=1)
+        return tf.stop_gradient(poses), tf.stop_gradient(tf.gather(shifts, winner, batch_dims=1))
 
-    def stage_terms(self, images, stage: int):
-        """(reconstruction [B], searched poses [B, 3, 3]) at one stage."""
-        low = self.coarse(images, stage)
+    def grid_errors(self, images, stage: int, ctf=None):
+        """Each image's [B, K] error at every grid rotation [B, M], at its best grid shift [B, M, 2].
+
+        The best shift of each rotation, so that the candidates kept are distinct rotations.
+        """
+        fourier = ctf is not None or self.max_shift > 0
+        shadows = self.shadows(self.grid, stage, fourier=fourier)
+        offsets = self.offsets(stage)
+        if self.max_shift <= 0:
+            errors = residuals(images, shadows, ctf)
+            return errors, tf.zeros(tf.concat([tf.shape(errors), [2]], 0))
+        moved = shift_spectra(
+            images, tf.tile(tf.constant(offsets)[None], [tf.shape(images)[0], 1, 1]), self.size(stage)
+        )
+        flat = tf.reshape(moved, [-1, tf.shape(images)[-1]])
+        weights = None if ctf is None else tf.repeat(ctf, len(offsets), axis=0)
+        errors = tf.reshape(residuals(flat, shadows, weights), [tf.shape(images)[0], len(offsets), -1])
+        return tf.reduce_min(errors, axis=1), tf.gather(tf.constant(offsets), tf.argmin(errors, axis=1))
+
+    def stage_terms(self, images, stage: int, ctf=None):
+        """(reconstruction [B], searched poses [B, 3, 3], shifts [B, 2] in pixels) at one stage.
+
+        `ctf` [B, S, S]: the CTF each image went through, or None.
+        """
+        fourier = ctf is not None or self.max_shift > 0
+        low = self.coarse(images, stage, fourier)
+        size, downsample = self.size(stage), self.stages[stage]["downsample"]
+        weights = None if ctf is None else ctf_weights(ctf, size)
         temperature = self.stages[stage]["temperature"]
         if temperature > 0:
-            errors = residuals(low, self.shadows(self.grid, stage))
+            errors, grid_shifts = self.grid_errors(low, stage, weights)
             best = tf.reduce_min(errors, axis=1, keepdims=True)
             scale = temperature * tf.reduce_mean(best) + 1e-12
-            weights = tf.stop_gradient(tf.nn.softmax(-(errors - best) / scale, axis=1))
-            poses = tf.stop_gradient(tf.gather(self.grid, tf.argmin(errors, axis=1)))
-            return tf.reduce_sum(weights * errors, axis=1), poses
-        poses = self.search(tf.stop_gradient(low), stage)
-        return paired_residuals(low, self.shadows(poses, stage)[:, None, :])[:, 0], poses
+            soft = tf.stop_gradient(tf.nn.softmax(-(errors - best) / scale, axis=1))
+            choice = tf.argmin(errors, axis=1)
+            poses = tf.stop_gradient(tf.gather(self.grid, choice))
+            shifts = tf.gather(grid_shifts, choice, batch_dims=1)
+            return tf.reduce_sum(soft * errors, axis=1), poses, shifts * downsample
+        poses, shifts = self.search(tf.stop_gradient(low), stage, weights)
+        reconstruction = paired_residuals(low, self.shadows(poses, stage, fourier, shifts), weights)
+        return reconstruction, poses, shifts * downsample
 
     def loss_terms(self, inputs, training=None) -> dict:
         """Per example: the density's scale-free error at its pose and the encoder's distance to that pose.
@@ -225,12 +364,18 @@ class AbInitio(keras.Model):
         """
         size = self.image_size
         images = tf.reshape(tf.cast(inputs["images"], "float32"), [-1, size, size])  # one view per example
-        branches = [lambda s=s: self.stage_terms(images, s) for s in range(len(self.stages))]
+        ctf = tf.reshape(tf.cast(inputs["ctf"], "float32"), [-1, size, size]) if "ctf" in inputs else None
+        branches = [lambda s=s: self.stage_terms(images, s, ctf) for s in range(len(self.stages))]
         step = inputs["step"][0] if "step" in inputs else None
-        reconstruction, poses = tf.switch_case(self.stage_index(step), branches)
+        reconstruction, poses, shifts = tf.switch_case(self.stage_index(step), branches)
         predicted = ops.reshape(ops.cast(self(inputs, training=training), "float32"), (-1, 3, 3))
         orientation = ops.sum(ops.square(predicted - poses), axis=(-2, -1))
-        return {"reconstruction": reconstruction, "orientation": orientation, "poses": poses}
+        return {
+            "reconstruction": reconstruction,
+            "orientation": orientation,
+            "poses": poses,
+            "shifts": shifts,
+        }
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """The weighted mean of the loss terms, for users' `model.fit` on dicts of images (and steps)."""
@@ -252,6 +397,7 @@ class AbInitio(keras.Model):
                 "local_rounds": self.local_rounds,
                 "candidates": self.candidates,
                 "orientation_weight": self.orientation_weight,
+                "max_shift": self.max_shift,
             }
         )
         return config

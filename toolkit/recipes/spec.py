@@ -416,6 +416,13 @@ MODELS = {
                 "local refinements of the best grid poses, from half the grid's step, each twice as fine",
                 minimum=0,
             ),
+            "max_shift": Field(
+                "float",
+                0.0,
+                "how far (pixels) an image's centre may lie from the box's, searched with the pose "
+                "(0: the images are centred)",
+                minimum=0.0,
+            ),
             "candidates": Field(
                 "int", 4, "best grid poses refined per image; the best of them is kept", minimum=1
             ),

@@ -1,6 +1,7 @@
 """`model.type: ab_initio`: the density and the poses together, from images without poses.
 
-No true pose reaches the model (`input_keys`: the images and each batch's step number). When the
+No true pose reaches the model (`input_keys`: the images, each batch's step number and, when the
+data has one, each image's CTF). When the
 data has true poses (simulated shadows), they score the learned ones after a global alignment in
 both hands (`toolkit.geometry.alignment.align_poses`), and the learned map is aligned to the
 sample's true map and judged by its FSC.
@@ -15,12 +16,13 @@ import tensorflow as tf
 
 from toolkit.data.render import render_volume
 from toolkit.data.sources.base import DataBundle, DataShapes
+from toolkit.data.sources.particles import ParticleSource
 from toolkit.geometry import error_statistics, matrix_to_relion
 from toolkit.geometry.alignment import align_poses
 from toolkit.io.mrc import write_map, write_stack
-from toolkit.io.particles import image_name, write_particles
+from toolkit.io.particles import image_name, write_particles, write_updated
 from toolkit.layers import BlobDensity
-from toolkit.models.ab_initio import EXTENT, AbInitio, paired_residuals
+from toolkit.models.ab_initio import EXTENT, AbInitio
 from toolkit.recipes.spec import ENCODERS, HEADS
 from toolkit.reconstruction.align import align_map
 from toolkit.reconstruction.fsc import fsc_curve, resolution
@@ -39,7 +41,7 @@ class AbInitioTask(Task):
     """
 
     name = "ab_initio"
-    input_keys = ("images", "step")
+    input_keys = ("images", "step", "ctf")
     learned_frame = True
     shown_metrics = ("val_median_error_deg", "val_encoder_median_error_deg", "train_seconds")
     compared_metrics = ("val_residual",)
@@ -87,6 +89,7 @@ class AbInitioTask(Task):
             local_rounds=spec["local_rounds"],
             candidates=spec["candidates"],
             orientation_weight=spec["orientation_weight"],
+            max_shift=spec["max_shift"],
             name=self.recipe["name"].replace("-", "_").replace(".", "_"),
         )
 
@@ -129,21 +132,33 @@ class AbInitioTask(Task):
         return self._aligned[1]
 
     def write_outputs(self, model, data: DataBundle, run) -> dict:
-        """`map.mrc`, and the held-out images (`particles.mrcs`) with their searched poses (`poses.star`).
+        """`map.mrc`, and the searched poses and shifts as `poses.star`.
 
-        With the sample's true map at hand (simulated shadows), the learned map is aligned to it
-        (rotation, shift and hand) and its FSC against the truth is summarized.
+        Trained on a particle STAR file, `poses.star` is that file with every particle's searched
+        pose and origin; trained on simulated shadows, it holds the held-out images, written
+        beside it as `particles.mrcs`. With the sample's true map at hand (simulated shadows),
+        the learned map is aligned to it (rotation, shift and hand) and its FSC against the truth
+        is summarized.
         """
         size = model.image_size
         pixel = float(data.shapes.measured.get("pixel_size", self.recipe["data"].get("pixel_size", 1.0)))
-        learned = self.learned_map(model)
-        write_map(run.map, learned, pixel, overwrite=True)
-        images = np.reshape(data.validation["images"], (-1, size, size))
-        found = search_validation(model, data.validation)
-        write_stack(run.particles, images, pixel, overwrite=True)
-        names = [image_name(i, run.PARTICLES) for i in range(len(images))]
+        write_map(run.map, self.learned_map(model), pixel, overwrite=True)
+        if isinstance(data.source, ParticleSource):
+            particles, every = data.source.every_particle(data.shapes.measured)
+            found = search_batches(model, every)
+        else:
+            found = search_validation(model, data.validation)
         angles = matrix_to_relion(found["poses"].astype(np.float32)).numpy()
-        write_particles(run.poses, names, pixel, size, angles=angles, overwrite=True)
+        origins = -found["shifts"] * pixel  # RELION's origin moves the particle's centre to the box's
+        if isinstance(data.source, ParticleSource):
+            columns = dict(zip(("rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi"), angles.T, strict=True))
+            columns.update(rlnOriginXAngst=origins[:, 0], rlnOriginYAngst=origins[:, 1])
+            write_updated(data.source.spec["star"], particles, run.poses, columns, overwrite=True)
+        else:
+            images = np.reshape(data.validation["images"], (-1, size, size))
+            write_stack(run.particles, images, pixel, overwrite=True)
+            names = [image_name(i, run.PARTICLES) for i in range(len(images))]
+            write_particles(run.poses, names, pixel, size, angles=angles, origins=origins, overwrite=True)
         aligned = self.aligned_to_truth(model, data)
         if aligned is None:
             return {}
@@ -182,20 +197,30 @@ def true_map(data: DataBundle) -> np.ndarray | None:
 
 
 @compiled_per_model
-def _search(model, images):
-    images = tf.cast(images, tf.float32)
-    flat = tf.reshape(images, [-1, model.image_size, model.image_size])
-    last = len(model.stages) - 1
-    low = model.coarse(flat, last)
-    poses = model.search(low, last)
-    residual = paired_residuals(low, model.shadows(poses, last)[:, None, :])[:, 0]
-    return poses, residual / tf.reduce_sum(tf.square(low), -1), model(images)
+def _search(model, inputs):
+    images = tf.cast(inputs["images"], tf.float32)
+    size = model.image_size
+    flat = tf.reshape(images, [-1, size, size])
+    ctf = tf.reshape(tf.cast(inputs["ctf"], tf.float32), [-1, size, size]) if "ctf" in inputs else None
+    reconstruction, poses, shifts = model.stage_terms(flat, len(model.stages) - 1, ctf)
+    low = model.coarse(flat, len(model.stages) - 1)
+    return poses, shifts, reconstruction / tf.reduce_sum(tf.square(low), -1), model(images)
 
 
 def search_validation(model, validation: dict, batch_size: int = 256) -> dict:
-    """The searched poses, their relative residuals and the encoder's poses of every held-out image."""
-    parts = [
-        _search(model, batch["images"]) for batch in batches({"images": validation["images"]}, batch_size)
-    ]
-    poses, residuals, encoder = (np.concatenate([np.asarray(p[i]) for p in parts]) for i in range(3))
-    return {"poses": poses.reshape(-1, 3, 3), "residuals": residuals, "encoder": encoder.reshape(-1, 3, 3)}
+    """The searched poses and shifts (pixels), their relative residuals and the encoder's poses of every
+    held-out image."""
+    inputs = {k: validation[k] for k in ("images", "ctf") if k in validation}
+    return search_batches(model, batches(inputs, batch_size))
+
+
+def search_batches(model, inputs) -> dict:
+    """`search_validation` of batches of `images` (and `ctf`)."""
+    parts = [_search(model, batch) for batch in inputs]
+    poses, shifts, residuals, encoder = (np.concatenate([np.asarray(p[i]) for p in parts]) for i in range(4))
+    return {
+        "poses": poses.reshape(-1, 3, 3),
+        "shifts": shifts,
+        "residuals": residuals,
+        "encoder": encoder.reshape(-1, 3, 3),
+    }

@@ -24,6 +24,8 @@ BATCH_KEYS = {
     "condition": "float32 [B, (T,) K] what a conditional model is conditioned on",
     "labels": "int32 [B] class labels",
     "defocus": "float32 [B, (T,) 3] CTF defocus_u, defocus_v (Angstrom) and its azimuth (degrees)",
+    "ctf": "float32 [B, (T,) S, S] the CTF each image went through, on the unshifted FFT grid "
+    "(its absolute value once the images are phase-flipped)",
     "shifts": "float32 [B, (T,) 2] where each particle's centre lies, (x, y) pixels from pixel S // 2",
 }
 
@@ -91,6 +93,7 @@ class DataShapes:
             "condition": (*time, self.condition_width or 0),
             "labels": (),
             "defocus": (*time, 3),
+            "ctf": (*time, self.image_size, self.image_size),
             "shifts": (*time, 2),
         }
         return {

@@ -188,6 +188,7 @@ class ParticleSource(DataSource):
         if size is None:
             size = self.stacks()[1].size
         keys = ("images", "condition", "rotations")
+        keys += ("ctf",) if self.spec["ctf"] == "phase_flip" else ()
         keys += ("shifts",) if measured.get("has_shifts", False) else ()
         return DataShapes(
             image_size=int(size),
@@ -206,6 +207,25 @@ class ParticleSource(DataSource):
         return particles, ParticleStacks(
             star, particles.image_names, particles.image_indices, self.spec["stack_root"]
         )
+
+    def every_particle(self, measured: dict, batch_size: int = 256):
+        """(the STAR file's `Particles`, batches of all its particles in order, prepared as in training).
+
+        Each batch holds `images` `[n, 1, S, S, 1]` and, once phase-flipped, `ctf` `[n, 1, S, S]`, as
+        training batches do; `measured` is the run's `DataShapes.measured`.
+        """
+        particles, stacks = self.stacks()
+        prepare = training_preparation(measured["preparation"], stacks.size, particles)
+
+        def batches():
+            for start in range(0, len(particles.image_names), batch_size):
+                rows = np.arange(start, min(start + batch_size, len(particles.image_names)))
+                batch = {"images": prepare(stacks.read(rows), rows).numpy()[:, None, :, :, None]}
+                if prepare.flip:
+                    batch["ctf"] = np.abs(prepare.transfer(tf.constant(rows)).numpy())[:, None]
+                yield batch
+
+        return particles, batches()
 
     def check(self) -> list[str]:
         if not Path(self.spec["star"]).is_file():
@@ -243,6 +263,8 @@ class ParticleSource(DataSource):
             }
             if shifts_tensor is not None:
                 out["shifts"] = tf.gather(shifts_tensor, rows)[:, None]
+            if prepare.flip:  # what the phase-flipped images went through
+                out["ctf"] = tf.abs(prepare.transfer(tf.convert_to_tensor(rows, tf.int64)))[:, None]
             return out
 
         def train_dataset(batch_size: int, start_batch: int = 0, num_batches: int | None = None):
@@ -350,10 +372,10 @@ class Preparation:
             mean, variance = tf.nn.moments(background, axes=[0])
             images = (images - mean[:, None, None]) / tf.sqrt(variance + 1e-12)[:, None, None]
         if self.flip:
-            images = phase_flip(images, self._ctf(tf.convert_to_tensor(rows, tf.int64)))
+            images = phase_flip(images, self.transfer(tf.convert_to_tensor(rows, tf.int64)))
         return images
 
-    def _ctf(self, rows) -> tf.Tensor:
+    def transfer(self, rows) -> tf.Tensor:
         """Each particle's CTF on the cropped grid, one optics group at a time."""
         values = {k: tf.gather(v, rows) for k, v in self.ctf.items()}
         group = tf.gather(self.group_of, rows)

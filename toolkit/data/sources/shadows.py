@@ -36,7 +36,7 @@ class ShadowSource(DataSource):
 
     def shapes(self, condition=None, measured=None) -> DataShapes:
         condition = condition or OrientationCondition()
-        keys = ("images", "condition", "rotations") + (("defocus",) if self.spec["ctf"] else ())
+        keys = ("images", "condition", "rotations") + (("defocus", "ctf") if self.spec["ctf"] else ())
         keys += ("shifts",) if self.spec["shift"] > 0 else ()
         return DataShapes(
             image_size=self.spec["image_size"],
