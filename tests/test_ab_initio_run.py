@@ -127,7 +127,9 @@ def test_a_run_on_a_particle_file_writes_every_particles_pose_and_origin_into_a_
     assert len(rows) == 24 and not (out / "particles.mrcs").exists()
     # The same images (names relative to the run directory), CTF and optics, with new poses and origins.
     stacks = [str((out / name.split("@")[1]).resolve()) for name in rows["rlnImageName"]]
-    assert stacks == [str((particles / name.split("@")[1]).resolve()) for name in given["particles"]["rlnImageName"]]
+    assert stacks == [
+        str((particles / name.split("@")[1]).resolve()) for name in given["particles"]["rlnImageName"]
+    ]
     np.testing.assert_allclose(rows["rlnDefocusU"], given["particles"]["rlnDefocusU"])
     assert not np.allclose(rows["rlnAngleRot"], given["particles"]["rlnAngleRot"])
     origins = rows[["rlnOriginXAngst", "rlnOriginYAngst"]].to_numpy()

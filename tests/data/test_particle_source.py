@@ -112,6 +112,33 @@ def test_validation_particles_are_prepared_as_numpy_prepares_them(tmp_path, ctf_
     assert bundle.shapes.measured["preparation"]["ctf"] == "phase_flip"
 
 
+@pytest.mark.parametrize("size", [SIZE, 12], ids=["same box", "Fourier-cropped"])
+def test_phase_flipped_particles_carry_the_absolute_value_of_their_ctf(tmp_path, ctf_reference, size):
+    star, images, particles, optics = _write_project(tmp_path)
+    bundle = ParticleSource(_spec(star, image_size=size, validation_size=8)).build()
+    rows = np.sort(np.random.default_rng(0).permutation(COUNT)[:8])
+    group = optics.set_index("rlnOpticsGroup").loc[particles.iloc[rows]["rlnOpticsGroup"]]
+    expected = [
+        np.abs(
+            ctf_reference.ctf(
+                size,
+                2.0 * SIZE / size,
+                p.rlnDefocusU,
+                p.rlnDefocusV,
+                p.rlnDefocusAngle,
+                g.rlnVoltage,
+                g.rlnSphericalAberration,
+                g.rlnAmplitudeContrast,
+            )
+        )  # fmt: skip
+        for (_, p), (_, g) in zip(particles.iloc[rows].iterrows(), group.iterrows())
+    ]
+    np.testing.assert_allclose(bundle.validation["ctf"][:, 0], expected, atol=1e-4)
+    assert "ctf" in bundle.shapes.keys
+    unflipped = ParticleSource(_spec(star, image_size=size, validation_size=8, ctf="none")).build()
+    assert "ctf" not in unflipped.validation and "ctf" not in unflipped.shapes.keys
+
+
 def test_training_streams_every_other_particle_once_per_epoch(tmp_path):
     star, images, _, _ = _write_project(tmp_path)
     spec = _spec(star, ctf="none", normalize=False, validation_size=8)

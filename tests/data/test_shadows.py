@@ -103,3 +103,21 @@ def test_noise_has_the_target_snr():
 def test_intensity_scale_puts_shadows_near_unit_peak():
     images = make().validation_set(128)["images"]
     assert 0.8 < images.max() < 1.3
+
+
+def test_a_ctf_batch_holds_the_ctf_each_shadow_went_through(ctf_reference):
+    from toolkit.data.shadows import CTFDraws
+
+    microscope = CTFDraws(defocus_min=6000.0, defocus_max=9000.0, astigmatism=400.0)
+    data = make(ctf=microscope, pixel_size=3.0, sequence_length=1)
+    batch = data.batch(4, TRAIN_STREAM, 2)
+    clean = make(pixel_size=3.0, sequence_length=1).batch(4, TRAIN_STREAM, 2)["images"].numpy()[:, 0, :, :, 0]
+    for image, ctf, defocus, shadow in zip(
+        batch["images"].numpy()[:, 0, :, :, 0],
+        batch["ctf"].numpy()[:, 0],
+        batch["defocus"].numpy()[:, 0],
+        clean,
+    ):
+        expected = ctf_reference.ctf(16, 3.0, *defocus, 300.0, 2.7, 0.1)
+        np.testing.assert_allclose(ctf, expected, atol=1e-4)
+        np.testing.assert_allclose(image, np.fft.ifft2(np.fft.fft2(shadow) * expected).real, atol=1e-4)

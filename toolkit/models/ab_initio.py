@@ -46,6 +46,7 @@ from toolkit.data.render import pixel_centers, render_shadows
 from toolkit.geometry import grids
 
 EXTENT = 1.0  # the density lives in box units: the images span [-1, 1]
+HALF_TURN = np.diag([-1.0, -1.0, 1.0]).astype(np.float32)  # in plane, about the beam
 
 
 def blur_matrix(image_size: int, downsample: int, blur: float) -> np.ndarray:
@@ -177,6 +178,10 @@ class AbInitio(keras.Model):
         orientation_weight: weight of the encoder's term. Default value: `1.0`.
         max_shift: how far (pixels) an image's centre may lie from the box's, searched at every
             stage; 0 searches no shift. Default value: `0.0`.
+        poses: `"search"`, or `"encoder"` for the comparison without a search: the encoder's pose
+            of each image (or that pose turned half a turn in plane, whichever fits better,
+            cryoAI's symmetric loss) renders the shadow, and the error trains encoder and density
+            together; shifts and `temperature` are then not used. Default value: `"search"`.
         **kwargs: standard `keras.Model` arguments.
 
     Example:
@@ -209,6 +214,7 @@ class AbInitio(keras.Model):
         candidates: int = 4,
         orientation_weight: float = 1.0,
         max_shift: float = 0.0,
+        poses: str = "search",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -221,6 +227,9 @@ class AbInitio(keras.Model):
         self.candidates = int(candidates)
         self.orientation_weight = float(orientation_weight)
         self.max_shift = float(max_shift)
+        if poses not in ("search", "encoder"):
+            raise ValueError(f"AbInitio: `poses` is 'search' or 'encoder', got {poses!r}")
+        self.poses = poses
         self.grid = tf.constant(grids.cell_rotations(search_level, *grids.full_grid(search_level)))
         first = grids.step_degrees(search_level) / 2
         self.stencils = [tf.constant(stencil(first / 2**r)) for r in range(self.local_rounds)]
@@ -333,15 +342,23 @@ class AbInitio(keras.Model):
         errors = tf.reshape(residuals(flat, shadows, weights), [tf.shape(images)[0], len(offsets), -1])
         return tf.reduce_min(errors, axis=1), tf.gather(tf.constant(offsets), tf.argmin(errors, axis=1))
 
-    def stage_terms(self, images, stage: int, ctf=None):
+    def stage_terms(self, images, stage: int, ctf=None, predicted=None):
         """(reconstruction [B], searched poses [B, 3, 3], shifts [B, 2] in pixels) at one stage.
 
-        `ctf` [B, S, S]: the CTF each image went through, or None.
+        `ctf` [B, S, S]: the CTF each image went through, or None; `predicted` [B, 3, 3]: the
+        encoder's poses, which render the shadows when `poses` is "encoder".
         """
         fourier = ctf is not None or self.max_shift > 0
         low = self.coarse(images, stage, fourier)
         size, downsample = self.size(stage), self.stages[stage]["downsample"]
         weights = None if ctf is None else ctf_weights(ctf, size)
+        if self.poses == "encoder":
+            options = tf.stack([predicted, tf.constant(HALF_TURN) @ predicted], axis=1)  # [B, 2, 3, 3]
+            shadows = self.shadows(tf.reshape(options, [-1, 3, 3]), stage, fourier)
+            shadows = tf.reshape(shadows, [tf.shape(low)[0], 2, -1])
+            errors = paired_residuals(low[:, None], shadows, None if weights is None else weights[:, None])
+            chosen = tf.gather(options, tf.argmin(errors, axis=1), batch_dims=1)
+            return tf.reduce_min(errors, axis=1), tf.stop_gradient(chosen), tf.zeros([tf.shape(low)[0], 2])
         temperature = self.stages[stage]["temperature"]
         if temperature > 0:
             errors, grid_shifts = self.grid_errors(low, stage, weights)
@@ -365,10 +382,10 @@ class AbInitio(keras.Model):
         size = self.image_size
         images = tf.reshape(tf.cast(inputs["images"], "float32"), [-1, size, size])  # one view per example
         ctf = tf.reshape(tf.cast(inputs["ctf"], "float32"), [-1, size, size]) if "ctf" in inputs else None
-        branches = [lambda s=s: self.stage_terms(images, s, ctf) for s in range(len(self.stages))]
+        predicted = ops.reshape(ops.cast(self(inputs, training=training), "float32"), (-1, 3, 3))
+        branches = [lambda s=s: self.stage_terms(images, s, ctf, predicted) for s in range(len(self.stages))]
         step = inputs["step"][0] if "step" in inputs else None
         reconstruction, poses, shifts = tf.switch_case(self.stage_index(step), branches)
-        predicted = ops.reshape(ops.cast(self(inputs, training=training), "float32"), (-1, 3, 3))
         orientation = ops.sum(ops.square(predicted - poses), axis=(-2, -1))
         return {
             "reconstruction": reconstruction,
@@ -398,6 +415,7 @@ class AbInitio(keras.Model):
                 "candidates": self.candidates,
                 "orientation_weight": self.orientation_weight,
                 "max_shift": self.max_shift,
+                "poses": self.poses,
             }
         )
         return config

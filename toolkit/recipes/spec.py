@@ -416,6 +416,13 @@ MODELS = {
                 "local refinements of the best grid poses, from half the grid's step, each twice as fine",
                 minimum=0,
             ),
+            "poses": Field(
+                "str",
+                "search",
+                "where each image's pose comes from: the search, or the encoder alone with cryoAI's "
+                "symmetric loss, trained through the renderer (no search, no shifts)",
+                choices=("search", "encoder"),
+            ),
             "max_shift": Field(
                 "float",
                 0.0,

@@ -90,6 +90,7 @@ class AbInitioTask(Task):
             candidates=spec["candidates"],
             orientation_weight=spec["orientation_weight"],
             max_shift=spec["max_shift"],
+            poses=spec["poses"],
             name=self.recipe["name"].replace("-", "_").replace(".", "_"),
         )
 
@@ -202,14 +203,15 @@ def _search(model, inputs):
     size = model.image_size
     flat = tf.reshape(images, [-1, size, size])
     ctf = tf.reshape(tf.cast(inputs["ctf"], tf.float32), [-1, size, size]) if "ctf" in inputs else None
-    reconstruction, poses, shifts = model.stage_terms(flat, len(model.stages) - 1, ctf)
+    encoder = tf.reshape(tf.cast(model(images), tf.float32), [-1, 3, 3])
+    reconstruction, poses, shifts = model.stage_terms(flat, len(model.stages) - 1, ctf, encoder)
     low = model.coarse(flat, len(model.stages) - 1)
-    return poses, shifts, reconstruction / tf.reduce_sum(tf.square(low), -1), model(images)
+    return poses, shifts, reconstruction / tf.reduce_sum(tf.square(low), -1), encoder
 
 
 def search_validation(model, validation: dict, batch_size: int = 256) -> dict:
     """The searched poses and shifts (pixels), their relative residuals and the encoder's poses of every
-    held-out image."""
+    held-out image (with `poses: encoder`, the "searched" poses are the encoder's, or their half turns)."""
     inputs = {k: validation[k] for k in ("images", "ctf") if k in validation}
     return search_batches(model, batches(inputs, batch_size))
 
