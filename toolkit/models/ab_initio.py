@@ -22,10 +22,13 @@ density toward the images at those poses, as stochastic-gradient ab initio metho
 5. **CTF and shifts.** When the images went through a CTF (`inputs["ctf"]`) or may lie off
    centre (`max_shift` > 0), both sides are compared by their Fourier coefficients, weighted so
    that dot products equal the pixels' (Parseval): the CTF c then enters as
-   `<x, c p>^2 / <c^2, |p|^2>`, still two matrix products for all images against all shadows,
-   and a shift is a phase ramp on the image. The grid search tries every whole coarse pixel of
-   shift within `max_shift`; each local round then refines the shift on a 3x3 stencil of half
-   the last step.
+   `<x, c p>^2 / <c^2, |p|^2>`, still two matrix products for all images against all shadows.
+   The grid search tries every whole coarse pixel of shift within `max_shift` as a phase ramp on
+   the image; each local round then refines the shift on a 3x3 stencil of half the last step,
+   moving the rendered shadow.
+
+With `poses="encoder"` there is no search: the encoder's pose of each image renders its shadow
+(cryoAI's way), the comparison for the encoder-only runs that the search is measured against.
 
 An image encoder with an orientation head learns, beside the density, to predict the pose that
 the search found (never a true pose): it amortizes the search, and the exported `orientation`
@@ -142,15 +145,8 @@ def shift_spectra(vectors, offsets, size: int):
 
     An image whose centre lies at `offset` is brought back to the origin.
     """
-    ky, kx = _half_plane(size)
-    phase = (
-        2
-        * math.pi
-        * (
-            offsets[..., 0, None, None] * kx.astype(np.float32)
-            + offsets[..., 1, None, None] * ky.astype(np.float32)
-        )
-    )  # [B, J, n, m]
+    ky, kx = (2 * math.pi * k.astype(np.float32) for k in _half_plane(size))
+    phase = offsets[..., 0, None, None] * kx + offsets[..., 1, None, None] * ky  # [B, J, n, m]
     halves = tf.reshape(vectors, [tf.shape(vectors)[0], 1, size, 2, -1])
     real, imag = halves[..., 0, :], halves[..., 1, :]
     cos, sin = tf.cos(phase), tf.sin(phase)
@@ -272,7 +268,7 @@ class AbInitio(keras.Model):
         spec = self.stages[stage]
         centers, masses, widths = self.density.blobs()
         blurred = tf.sqrt(tf.square(widths) + (spec["blur"] * 2.0 * EXTENT / self.image_size) ** 2)
-        size = self.image_size // spec["downsample"]
+        size = self.size(stage)
         moves = None if shifts is None else shifts * (2.0 * EXTENT / size)
         images = render_shadows((centers, masses, blurred), rotations, size, EXTENT, moves)
         return spectra(images) if fourier else tf.reshape(images, [tf.shape(images)[0], size * size])

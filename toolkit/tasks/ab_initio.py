@@ -1,10 +1,9 @@
 """`model.type: ab_initio`: the density and the poses together, from images without poses.
 
 No true pose reaches the model (`input_keys`: the images, each batch's step number and, when the
-data has one, each image's CTF). When the
-data has true poses (simulated shadows), they score the learned ones after a global alignment in
-both hands (`toolkit.geometry.alignment.align_poses`), and the learned map is aligned to the
-sample's true map and judged by its FSC.
+data has one, each image's CTF). When the data has true poses (simulated shadows), they score the
+learned ones after a global alignment in both hands (`toolkit.geometry.alignment.align_poses`),
+and the learned map is aligned to the sample's true map and judged by its FSC.
 """
 
 from __future__ import annotations
@@ -144,14 +143,15 @@ class AbInitioTask(Task):
         size = model.image_size
         pixel = float(data.shapes.measured.get("pixel_size", self.recipe["data"].get("pixel_size", 1.0)))
         write_map(run.map, self.learned_map(model), pixel, overwrite=True)
-        if isinstance(data.source, ParticleSource):
+        particle_file = isinstance(data.source, ParticleSource)
+        if particle_file:
             particles, every = data.source.every_particle(data.shapes.measured)
             found = search_batches(model, every)
         else:
             found = search_validation(model, data.validation)
         angles = matrix_to_relion(found["poses"].astype(np.float32)).numpy()
         origins = -found["shifts"] * pixel  # RELION's origin moves the particle's centre to the box's
-        if isinstance(data.source, ParticleSource):
+        if particle_file:
             columns = dict(zip(("rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi"), angles.T, strict=True))
             columns.update(rlnOriginXAngst=origins[:, 0], rlnOriginYAngst=origins[:, 1])
             write_updated(data.source.spec["star"], particles, run.poses, columns, overwrite=True)
