@@ -1,7 +1,7 @@
 """Ab initio: the F's map and every particle's pose from unlabeled particles, scored as the field scores them.
 
 Usage: python benchmarks/ab_initio.py [--count 5000] [--ablation-epochs 4] [--no-ablations]
-       [--cases clean snr0.1] [--json out.json]
+       [--cases [clean] [snr0.1]] [--json out.json]
 
 (a) `toolkit simulate` writes --count 64x64 particles of the F with truth.mrc, clean
     (recipes/f_ab_initio.yaml) and through a CTF with 2-pixel shifts at SNR 0.1
@@ -164,7 +164,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=5000)
     parser.add_argument("--ablation-epochs", type=int, default=4)
     parser.add_argument("--no-ablations", action="store_true")
-    parser.add_argument("--cases", nargs="+", choices=tuple(CASES), default=list(CASES))
+    parser.add_argument("--cases", nargs="*", choices=tuple(CASES), default=list(CASES))
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="ab_initio_"))
