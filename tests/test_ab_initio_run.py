@@ -137,3 +137,19 @@ def test_a_run_on_a_particle_file_writes_every_particles_pose_and_origin_into_a_
     assert np.all(np.abs(origins) <= 6.0 * pixel), origins  # within max_shift and its refinement
     result = invoke("reconstruct", out / "poses.star", "--out", tmp_path / "map.mrc")
     assert result.exit_code == 0, result.output
+
+
+def test_a_run_on_ctf_shadows_writes_the_held_out_images_with_their_ctf(tmp_path, recipes_dir):
+    out = tmp_path / "run"
+    overrides = TINY_AB_INITIO + ["model.max_shift=4.0"]
+    result = invoke("run", recipes_dir / "f_ab_initio_snr0.1.yaml", *sets(overrides), "--out", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    poses = starfile.read(out / "poses.star")
+    rows, optics = poses["particles"], poses["optics"]
+    assert len(rows) == 16
+    # The recipe's microscope: defocus 5,000-10,000 A, astigmatism up to 300 A, at 300 kV.
+    assert rows["rlnDefocusU"].between(5000, 10150).all() and rows["rlnDefocusV"].between(4850, 10000).all()
+    assert float(optics["rlnVoltage"].iloc[0]) == pytest.approx(300.0)
+    assert {"rlnOriginXAngst", "rlnOriginYAngst"} <= set(rows.columns)
+    result = invoke("reconstruct", out / "poses.star", "--out", tmp_path / "map.mrc")
+    assert result.exit_code == 0, result.output

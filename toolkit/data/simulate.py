@@ -30,6 +30,21 @@ STACK_NAME, STAR_NAME, PREVIEW_NAME, TRUTH_NAME = (
 )
 
 
+def ctf_columns(defocus: np.ndarray, microscope: dict) -> dict:
+    """The CTF of particles drawn with `defocus` [N, 3] by a recipe's `data.ctf`, for `write_particles`."""
+    u, v, angle = np.asarray(defocus, np.float64).T
+    return {
+        "defocus_u": u,
+        "defocus_v": v,
+        "defocus_angle": angle,
+        "voltage": microscope["voltage"],
+        "spherical_aberration": microscope["spherical_aberration"],
+        "amplitude_contrast": microscope["amplitude_contrast"],
+        "phase_shift": 0.0,  # written, as cryoDRGN's CTF parser needs the column
+        "b_factor": microscope["b_factor"],
+    }
+
+
 def simulate(
     recipe: dict,
     count: int,
@@ -71,20 +86,7 @@ def simulate(
     size = spec["image_size"]
     write_stack_chunks(stack, images(), count, (size, size), spec["pixel_size"], overwrite=overwrite)
     drawn = {key: None if kept[0][key] is None else np.concatenate([k[key] for k in kept]) for key in kept[0]}
-    ctf = None
-    if drawn["defocus"] is not None:
-        microscope = spec["ctf"]
-        u, v, angle = drawn["defocus"].T.astype(np.float64)
-        ctf = {
-            "defocus_u": u,
-            "defocus_v": v,
-            "defocus_angle": angle,
-            "voltage": microscope["voltage"],
-            "spherical_aberration": microscope["spherical_aberration"],
-            "amplitude_contrast": microscope["amplitude_contrast"],
-            "phase_shift": 0.0,  # written, as cryoDRGN's CTF parser needs the column
-            "b_factor": microscope["b_factor"],
-        }
+    ctf = None if drawn["defocus"] is None else ctf_columns(drawn["defocus"], spec["ctf"])
     origins = None
     if drawn["shifts"] is not None:
         origins = -drawn["shifts"].astype(np.float64) * spec["pixel_size"]

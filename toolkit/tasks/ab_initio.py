@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from toolkit.data.render import render_volume
+from toolkit.data.simulate import ctf_columns
 from toolkit.data.sources.base import DataBundle, DataShapes
 from toolkit.data.sources.particles import ParticleSource
 from toolkit.geometry import error_statistics, matrix_to_relion
@@ -136,9 +137,9 @@ class AbInitioTask(Task):
 
         Trained on a particle STAR file, `poses.star` is that file with every particle's searched
         pose and origin; trained on simulated shadows, it holds the held-out images, written
-        beside it as `particles.mrcs`. With the sample's true map at hand (simulated shadows),
-        the learned map is aligned to it (rotation, shift and hand) and its FSC against the truth
-        is summarized.
+        beside it as `particles.mrcs`, with their CTF when they have one. With the sample's true
+        map at hand (simulated shadows), the learned map is aligned to it (rotation, shift and
+        hand) and its FSC against the truth is summarized.
         """
         size = model.image_size
         pixel = float(data.shapes.measured.get("pixel_size", self.recipe["data"].get("pixel_size", 1.0)))
@@ -159,7 +160,15 @@ class AbInitioTask(Task):
             images = np.reshape(data.validation["images"], (-1, size, size))
             write_stack(run.particles, images, pixel, overwrite=True)
             names = [image_name(i, run.PARTICLES) for i in range(len(images))]
-            write_particles(run.poses, names, pixel, size, angles=angles, origins=origins, overwrite=True)
+            defocus = data.validation.get("defocus")
+            ctf = (
+                None
+                if defocus is None
+                else ctf_columns(np.reshape(defocus, (-1, 3)), self.recipe["data"]["ctf"])
+            )
+            write_particles(
+                run.poses, names, pixel, size, angles=angles, ctf=ctf, origins=origins, overwrite=True
+            )
         aligned = self.aligned_to_truth(model, data)
         if aligned is None:
             return {}
