@@ -116,9 +116,8 @@ def test_a_subpixel_shift_of_the_spectra_is_scipys_fourier_shift():
     from scipy.ndimage import fourier_shift
 
     # Two pixels wide, so the Nyquist coefficients, which no subpixel shift keeps real, are negligible.
-    image = render_shadows(([[0.05, -0.1, 0.0]], [1.0], 0.25), np.eye(3, dtype="float32")[None], 16, EXTENT)[
-        0
-    ]
+    blob = ([[0.05, -0.1, 0.0]], [1.0], 0.25)
+    image = render_shadows(blob, np.eye(3, dtype="float32")[None], 16, EXTENT)[0]
     moved = np.real(np.fft.ifft2(fourier_shift(np.fft.fft2(image.numpy()), (0.7, -1.3))))  # (rows, columns)
     back = shift_spectra(spectra(moved[None].astype("float32")), tf.constant([[[-1.3, 0.7]]]), 16)[:, 0]
     np.testing.assert_allclose(back, spectra(image[None]), atol=2e-4 * float(tf.reduce_max(image)))
