@@ -10,8 +10,8 @@ Usage: python benchmarks/ab_initio.py [--count 5000] [--ablation-epochs 4] [--no
     it), timed as a whole;
 (b) every particle's searched pose (the run's poses.star) and the encoder's pose (`toolkit infer`)
     are aligned globally to the true ones (orthogonal Procrustes, both hands): median and mean
-    geodesic error, the fractions within 2, 5 and 10 degrees; the searched shifts are scored
-    after fitting the learned map's offset (one 3D vector, by least squares);
+    geodesic error, the fractions within 2, 5 and 10 degrees; the searched shifts and the shift
+    head's are scored after fitting the learned map's offset (one 3D vector, by least squares);
 (c) the learned map (map.mrc) and the particles reconstructed at their searched poses and shifts
     (`toolkit reconstruct` of poses.star, with the CTF) are each aligned to truth.mrc (rotation,
     shift, hand), and their FSC against the truth is compared with a reconstruction from the
@@ -147,11 +147,13 @@ def score_run(run_dir: Path, star: Path, truth: np.ndarray, apix: float) -> dict
     reconstruct_star(run_dir / "poses.star", run_dir / "map_from_searched_poses.mrc", overwrite=True)
     row = {"searched_poses": pose_scores(searched, true), "encoder_poses": pose_scores(encoder, true)}
     if read_particles(star).origins is not None:
-        errors = shift_errors(star, run_dir / "poses.star")
-        row["searched_shifts"] = {
-            "median_px": round(float(np.median(errors)), 3),
-            "within_1_px": round(float(np.mean(errors <= 1)), 3),
-        }
+        for name, poses in (("searched_shifts", "poses.star"), ("encoder_shifts", "encoder_poses.star")):
+            if read_particles(run_dir / poses).origins is not None:
+                errors = shift_errors(star, run_dir / poses)
+                row[name] = {
+                    "median_px": round(float(np.median(errors)), 3),
+                    "within_1_px": round(float(np.mean(errors <= 1)), 3),
+                }
     for name in ("map", "map_from_searched_poses"):
         aligned = align_map(read_map(run_dir / f"{name}.mrc"), truth)
         row[name] = {"correlation": round(aligned.correlation, 4), "mirrored": aligned.mirrored}

@@ -137,6 +137,15 @@ def test_a_run_on_a_particle_file_writes_every_particles_pose_and_origin_into_a_
     assert np.all(np.abs(origins) <= 6.0 * pixel), origins  # within max_shift and its refinement
     result = invoke("reconstruct", out / "poses.star", "--out", tmp_path / "map.mrc")
     assert result.exit_code == 0, result.output
+    # The exported encoder predicts shifts too, which infer writes as the particles' origins.
+    result = invoke("infer", out, star, "--out", tmp_path / "inferred.star")
+    assert result.exit_code == 0, result.output
+    inferred = starfile.read(tmp_path / "inferred.star")["particles"]
+    assert len(inferred) == 24 and {"rlnOriginXAngst", "rlnOriginYAngst"} <= set(inferred.columns)
+    origins = inferred[["rlnOriginXAngst", "rlnOriginYAngst"]].to_numpy()
+    assert np.isfinite(origins).all() and not np.allclose(origins, 0.0)
+    exported = tf.saved_model.load(str(out / "saved_model")).signatures["orientation"]
+    assert set(exported.structured_outputs) == {"rotations", "relion_rot_tilt_psi", "shifts"}
 
 
 def test_a_run_on_ctf_shadows_writes_the_held_out_images_with_their_ctf(tmp_path, recipes_dir):

@@ -148,6 +148,29 @@ def test_the_search_finds_poses_and_shifts_through_a_ctf_on_the_true_density():
     assert np.median(blind_errors) > 2 * np.median(errors)
 
 
+def test_with_shifts_searched_a_shift_head_learns_the_searched_shifts():
+    stages = [{"downsample": 2, "blur": 1.0, "temperature": 0.0, "until": 1.0}]
+    net = model(stages, count=len(f_in_box_units()[0]), max_shift=4.0)
+    net.density.set_blobs(*f_in_box_units())
+    shifts = np.random.default_rng(8).uniform(-3, 3, size=(16, 2)).astype("float32")
+    true = Rotation.random(16, rng=8).as_matrix().astype("float32")
+    images = render_shadows(f_in_box_units(), true, SIZE, EXTENT, shifts * 2 * EXTENT / SIZE)[..., None]
+    assert set(net.term_weights) == {"reconstruction", "orientation", "shift"}
+    net.encode({"images": images})  # builds the encoder and the head
+    optimizer = keras.optimizers.Adam(0.01)
+    variables = net.shift_head.trainable_variables + net.encoder.trainable_variables
+    losses = []
+    for _ in range(60):
+        with tf.GradientTape() as tape:
+            terms = net.loss_terms({"images": images})
+            loss = tf.reduce_mean(terms["shift"])
+        optimizer.apply(tape.gradient(loss, variables), variables)
+        losses.append(float(loss))
+    assert losses[-1] < 0.2 * losses[0], losses
+    _, predicted = net.encode({"images": images})
+    np.testing.assert_allclose(np.reshape(predicted, (-1, 2)), terms["shifts"], atol=1.0)
+
+
 def test_the_stencil_turns_by_the_grid_of_small_angles():
     angles = np.degrees(Rotation.from_matrix(stencil(2.0)).magnitude())
     nonzero = np.sort(np.unique(np.round(angles, 6)))
@@ -211,11 +234,12 @@ def test_a_few_hundred_steps_learn_the_f_from_shadows_without_poses():
     assert np.median(aligned["errors_deg"]) < 5.0
 
 
-@pytest.mark.parametrize("stages", [[{"downsample": 1, "blur": 1.0, "temperature": 0.0, "until": 1.0}]])
-def test_the_model_round_trips_its_config(stages):
-    net = model(stages)
+@pytest.mark.parametrize("max_shift", [0.0, 3.0])
+def test_the_model_round_trips_its_config(max_shift):
+    net = model([{"downsample": 1, "blur": 1.0, "temperature": 0.0, "until": 1.0}], max_shift=max_shift)
     again = AbInitio.from_config(net.get_config())
     assert again.stages == net.stages and again.image_size == SIZE and again.density.count == 40
+    assert again.max_shift == max_shift and (again.shift_head is None) == (max_shift == 0)
 
 
 @pytest.mark.parametrize("stage", [{"downsample": 2, "blur": 0.0}, {"downsample": 5, "blur": 1.0}])

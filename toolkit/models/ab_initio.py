@@ -171,9 +171,10 @@ class AbInitio(keras.Model):
         local_rounds: local refinements of the best grid rotations, on stencils of half the grid's
             step, then each half the last. Default value: `4`.
         candidates: grid rotations refined per image. Default value: `4`.
-        orientation_weight: weight of the encoder's term. Default value: `1.0`.
+        orientation_weight: weight of the encoder's terms. Default value: `1.0`.
         max_shift: how far (pixels) an image's centre may lie from the box's, searched at every
-            stage; 0 searches no shift. Default value: `0.0`.
+            stage; 0 searches no shift. With shifts, a shift head (`Dense(2)` on the encoder's
+            features) learns the searched shifts. Default value: `0.0`.
         poses: `"search"`, or `"encoder"` for the comparison without a search: the encoder's pose
             of each image (or that pose turned half a turn in plane, whichever fits better,
             cryoAI's symmetric loss) renders the shadow, and the error trains encoder and density
@@ -223,6 +224,8 @@ class AbInitio(keras.Model):
         self.candidates = int(candidates)
         self.orientation_weight = float(orientation_weight)
         self.max_shift = float(max_shift)
+        # The encoder's in-plane shift head, when shifts are searched: it learns the searched shifts.
+        self.shift_head = keras.layers.Dense(2, name="shift_head") if self.max_shift > 0 else None
         if poses not in ("search", "encoder"):
             raise ValueError(f"AbInitio: `poses` is 'search' or 'encoder', got {poses!r}")
         self.poses = poses
@@ -236,12 +239,19 @@ class AbInitio(keras.Model):
 
     @property
     def term_weights(self) -> dict:
-        return {"reconstruction": 1.0, "orientation": self.orientation_weight}
+        weights = {"reconstruction": 1.0, "orientation": self.orientation_weight}
+        return {**weights, "shift": self.orientation_weight} if self.shift_head is not None else weights
 
     def call(self, inputs, training=None):
         """The encoder's poses [B, 3, 3] of images [B, S, S, 1]."""
+        return self.encode(inputs)[0]
+
+    def encode(self, inputs):
+        """The encoder's (poses, shifts in pixels or None) of images [B, S, S, 1]."""
         images = inputs["images"] if isinstance(inputs, dict) else inputs
-        return self.head(self.encoder(images))
+        features = self.encoder(images)
+        shifts = None if self.shift_head is None else self.shift_head(features)
+        return self.head(features), shifts
 
     def stage_index(self, step):
         """The stage of a training step (0-based); the last stage when `step` is None."""
@@ -370,7 +380,8 @@ class AbInitio(keras.Model):
         return reconstruction, poses, shifts * downsample
 
     def loss_terms(self, inputs, training=None) -> dict:
-        """Per example: the density's scale-free error at its pose and the encoder's distance to that pose.
+        """Per example: the density's scale-free error at its pose and the encoder's distance to that pose
+        (and, with a shift head, its squared distance in pixels to the searched shift).
 
         `inputs["step"]` (one value per example, all equal) is the training step, which picks the
         stage; without it the last stage is used.
@@ -378,17 +389,21 @@ class AbInitio(keras.Model):
         size = self.image_size
         images = tf.reshape(tf.cast(inputs["images"], "float32"), [-1, size, size])  # one view per example
         ctf = tf.reshape(tf.cast(inputs["ctf"], "float32"), [-1, size, size]) if "ctf" in inputs else None
-        predicted = ops.reshape(ops.cast(self(inputs, training=training), "float32"), (-1, 3, 3))
+        predicted, predicted_shifts = self.encode(inputs)
+        predicted = ops.reshape(ops.cast(predicted, "float32"), (-1, 3, 3))
         branches = [lambda s=s: self.stage_terms(images, s, ctf, predicted) for s in range(len(self.stages))]
         step = inputs["step"][0] if "step" in inputs else None
         reconstruction, poses, shifts = tf.switch_case(self.stage_index(step), branches)
-        orientation = ops.sum(ops.square(predicted - poses), axis=(-2, -1))
-        return {
+        terms = {
             "reconstruction": reconstruction,
-            "orientation": orientation,
+            "orientation": ops.sum(ops.square(predicted - poses), axis=(-2, -1)),
             "poses": poses,
             "shifts": shifts,
         }
+        if predicted_shifts is not None:
+            predicted_shifts = ops.reshape(ops.cast(predicted_shifts, "float32"), (-1, 2))
+            terms["shift"] = ops.sum(ops.square(predicted_shifts - shifts), axis=-1)
+        return terms
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """The weighted mean of the loss terms, for users' `model.fit` on dicts of images (and steps)."""

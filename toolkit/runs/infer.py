@@ -106,13 +106,23 @@ def read_from_stacks(star: Path, stacks: list, indices: np.ndarray) -> np.ndarra
 
 def predict(function, spec, images: np.ndarray, batch_size: int) -> np.ndarray:
     """Rotation matrices `[N, 3, 3]` for images `[N, S, S]`, batch by batch."""
+    return predict_outputs(function, spec, images, batch_size)["rotations"]
+
+
+def predict_outputs(function, spec, images: np.ndarray, batch_size: int) -> dict:
+    """`rotations` `[N, 3, 3]`, and `shifts` `[N, 2]` (pixels) if the signature gives them, by batches."""
     sequence = len(spec.shape) == 5  # [batch, time, S, S, channels]
-    out = []
+    parts = {"rotations": []}
     for start in range(0, len(images), batch_size):
         batch = images[start : start + batch_size, ..., None]
         batch = batch[:, None] if sequence else batch
-        out.append(np.reshape(function(images=tf.constant(batch))["rotations"].numpy(), (-1, 3, 3)))
-    return np.concatenate(out) if out else np.zeros((0, 3, 3), np.float32)
+        out = function(images=tf.constant(batch))
+        parts["rotations"].append(np.reshape(out["rotations"].numpy(), (-1, 3, 3)))
+        if "shifts" in out:
+            parts.setdefault("shifts", []).append(np.reshape(out["shifts"].numpy(), (-1, 2)))
+    if not parts["rotations"]:
+        return {"rotations": np.zeros((0, 3, 3), np.float32)}
+    return {key: np.concatenate(values) for key, values in parts.items()}
 
 
 def error_summary(true_angles: np.ndarray, rotations: np.ndarray) -> dict:
@@ -155,6 +165,9 @@ def infer(
 ) -> dict:
     """Predict the pose of every particle of `input_path` (STAR or MRC/MRCS) and write `out` (STAR).
 
+    When the model predicts shifts too (an ab initio run that searched them), they are written as
+    the particles' origins.
+
     `invert_contrast` negates the images first, for data whose particles are dark; `shard` ("I/N")
     takes every N-th particle from the I-th on; `progress(done, total)` is told of each batch.
     Stacks are memory-mapped and read a batch at a time.
@@ -181,22 +194,28 @@ def infer(
                 f"{input_path}: images are {'x'.join(map(str, images.shape[1:]))} pixels, the "
                 f"model reads {size}x{size}; give particles made like its training data"
             )
-        parts.append(predict(function, spec, images, batch_size))
+        parts.append(predict_outputs(function, spec, images, batch_size))
         if progress is not None:
             progress(len(images), len(rows))
-    rotations = np.concatenate(parts) if parts else np.zeros((0, 3, 3), np.float32)
+    rotations = np.concatenate([p["rotations"] for p in parts]) if parts else np.zeros((0, 3, 3), np.float32)
     pixel_size = float(source.pixel_size[rows[0]]) if len(rows) else 0.0
     if not pixel_size > 0:
         log.warning(f"{input_path}: no pixel size given; writing 1.0 Angstrom/pixel")
         pixel_size = 1.0
     angles = matrix_to_relion(rotations).numpy().astype(np.float64)
+    origins = None
+    if parts and "shifts" in parts[0]:  # pixels of the model's input: RELION's origin centres the particle
+        model_pixel = record["pixel_size"] if record is not None else pixel_size
+        origins = -np.concatenate([p["shifts"] for p in parts]).astype(np.float64) * model_pixel
     try:
         if star is not None:  # keep every column and optics group of the input
             columns = dict(zip(("rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi"), angles.T, strict=True))
+            if origins is not None:
+                columns.update(rlnOriginXAngst=origins[:, 0], rlnOriginYAngst=origins[:, 1])
             write_updated(input_path, star, out, columns, overwrite)
         else:
             names = source.names(rows, out)
-            write_particles(out, names, pixel_size, size, angles=angles, overwrite=overwrite)
+            write_particles(out, names, pixel_size, size, angles=angles, origins=origins, overwrite=overwrite)
     except OSError as error:
         raise RunError(f"{out}: cannot write ({error.strerror or error})") from None
     summary = {"particles": len(rotations), "star": str(out)}

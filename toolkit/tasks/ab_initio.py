@@ -194,8 +194,19 @@ class AbInitioTask(Task):
             plots.map_projections(maps, directory / "map_vs_truth.png", title)
 
     def export_module(self, model, shapes: DataShapes):
-        module = ExportedEstimator(model, shapes)  # the encoder, in the learned map's frame
+        module = ExportedAbInitio(model, shapes)  # the encoder, in the learned map's frame
         return module, {"orientation": module.orientation}
+
+
+class ExportedAbInitio(ExportedEstimator):
+    """The encoder's `orientation(images)`, with the shift head's `shifts` ((x, y) pixels of the
+    particle's centre) when the model searched shifts."""
+
+    def _orientation(self, images):
+        out = super()._orientation(images)
+        if self.model.shift_head is not None:
+            out["shifts"] = tf.cast(self.model.encode(images)[1], tf.float32)
+        return out
 
 
 def true_map(data: DataBundle) -> np.ndarray | None:
