@@ -203,9 +203,10 @@ class ExportedAbInitio(ExportedEstimator):
     particle's centre) when the model searched shifts."""
 
     def _orientation(self, images):
-        out = super()._orientation(images)
-        if self.model.shift_head is not None:
-            out["shifts"] = tf.cast(self.model.encode(images)[1], tf.float32)
+        rotations, shifts = self.model.encode(images)  # the encoder once, for both heads
+        out = self.outputs(rotations)
+        if shifts is not None:
+            out["shifts"] = tf.cast(shifts, tf.float32)
         return out
 
 

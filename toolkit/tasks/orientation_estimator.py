@@ -88,5 +88,10 @@ class ExportedEstimator(tf.Module):
         self.orientation = tf.function(self._orientation, input_signature=[images])
 
     def _orientation(self, images):
-        rotations = tf.cast(self.model(images, training=False), tf.float32)
+        return self.outputs(self.model(images, training=False))
+
+    @staticmethod
+    def outputs(rotations) -> dict:
+        """The signature's outputs for predicted rotation matrices."""
+        rotations = tf.cast(rotations, tf.float32)
         return {"rotations": rotations, "relion_rot_tilt_psi": matrix_to_relion(rotations)}
