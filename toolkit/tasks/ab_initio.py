@@ -48,7 +48,7 @@ class AbInitioTask(Task):
 
     def __init__(self, recipe: dict):
         super().__init__(recipe)
-        self._aligned = None  # (model, MapAlignment): the outputs and the figures share one alignment
+        self._aligned = None  # (model, (MapAlignment, truth) or None): shared by the outputs and figures
 
     def check(self, shapes: DataShapes) -> list[str]:
         errors = self.layer_errors((("encoder", ENCODERS, {}), ("head", HEADS, {})))
@@ -124,12 +124,12 @@ class AbInitioTask(Task):
         return render_volume(model.density.sample(), model.image_size, EXTENT)
 
     def aligned_to_truth(self, model, data: DataBundle):
-        """The learned map aligned to the sample's true map (a `MapAlignment`), or None without a truth."""
-        truth = true_map(data)
-        if truth is None:
-            return None
+        """(the learned map aligned to the sample's true map, a `MapAlignment`; that true map), or None
+        without a truth."""
         if self._aligned is None or self._aligned[0] is not model:
-            self._aligned = (model, align_map(self.learned_map(model), truth))
+            truth = true_map(data)
+            found = None if truth is None else (align_map(self.learned_map(model), truth), truth)
+            self._aligned = (model, found)
         return self._aligned[1]
 
     def write_outputs(self, model, data: DataBundle, run) -> dict:
@@ -169,10 +169,11 @@ class AbInitioTask(Task):
             write_particles(
                 run.poses, names, pixel, size, angles=angles, ctf=ctf, origins=origins, overwrite=True
             )
-        aligned = self.aligned_to_truth(model, data)
-        if aligned is None:
+        found = self.aligned_to_truth(model, data)
+        if found is None:
             return {}
-        curve = fsc_curve(aligned.volume, true_map(data))
+        aligned, truth = found
+        curve = fsc_curve(aligned.volume, truth)
         out = {"map_correlation": round(aligned.correlation, 4), "map_mirrored": aligned.mirrored}
         for threshold, key in ((0.5, "map_fsc_0.5_angstrom"), (0.143, "map_fsc_0.143_angstrom")):
             crossing = resolution(curve, threshold, pixel)
@@ -187,9 +188,9 @@ class AbInitioTask(Task):
             found = search_validation(model, validation)
             aligned = align_poses(found["poses"], np.reshape(validation["rotations"], (-1, 3, 3)))
             plots.error_histogram(aligned["errors_deg"], directory / "orientation_errors.png")
-        aligned = self.aligned_to_truth(model, data)
-        if aligned is not None:
-            maps = {"learned (aligned)": aligned.volume, "truth": true_map(data)}
+        found = self.aligned_to_truth(model, data)
+        if found is not None:
+            maps = {"learned (aligned)": found[0].volume, "truth": found[1]}
             title = "learned map, aligned to the truth, beside it: projections"
             plots.map_projections(maps, directory / "map_vs_truth.png", title)
 
