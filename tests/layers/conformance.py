@@ -35,6 +35,7 @@ from toolkit.layers.orientation_encoding import OrientationEncoding
 from toolkit.layers.orientation_head import OrientationHead
 from toolkit.layers.projection_decoder import ProjectionDecoder
 from toolkit.layers.rotation_conditioned_encoder import RotationConditionedEncoder
+from toolkit.layers.voxel_density import VoxelDensity
 from toolkit.models import AbInitio, ConditionalVAE, OrientationEstimator, dense_sampler, make_latent
 
 BATCH = 4
@@ -240,6 +241,12 @@ GOLDENS: tuple[Golden, ...] = (
         lambda: (_rotations(_rng(80), BATCH).astype("float32"),),
     ),
     Golden(
+        "voxel_density",
+        "VoxelDensity",
+        _constructor(VoxelDensity, size=8, extent=1.0, count=4, radius=0.3, sigma=0.2),
+        lambda: (_rotations(_rng(81), BATCH).astype("float32"),),
+    ),
+    Golden(
         "orientation_head",
         "OrientationHead",
         _constructor(OrientationHead, hidden_units=(5,), activation="tanh"),
@@ -270,6 +277,7 @@ BAD_ARGUMENTS: dict[str, tuple[dict, str]] = {
     "cpd_dense_regularized": ({"units": 0}, "0"),
     "orientation_head": ({"hidden_units": (4, 0)}, "0"),
     "blob_density": ({"count": 0}, "0"),
+    "voxel_density": ({"size": -8}, "-8"),
 }
 
 #: (golden name, capability) -> reason: a known conformance failure in a file this suite

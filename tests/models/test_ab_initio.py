@@ -13,11 +13,14 @@ from toolkit.data.ctf import apply_ctf, ctf_2d
 from toolkit.data.objects import letter_f
 from toolkit.data.render import pixel_centers, render_shadows, render_volume
 from toolkit.geometry.alignment import align_poses
-from toolkit.layers import BlobDensity, OrientationHead, RotationConditionedEncoder
+from toolkit.data.objects import BlobSample
+from toolkit.layers import BlobDensity, OrientationHead, RotationConditionedEncoder, VoxelDensity
 from toolkit.models.ab_initio import (
     EXTENT,
     AbInitio,
+    _parseval,
     blur_matrix,
+    cropped_spectra,
     ctf_weights,
     paired_residuals,
     residuals,
@@ -185,7 +188,7 @@ def test_the_search_finds_true_poses_on_the_true_density():
     net.density.set_blobs(centers, weights, sigmas)
     true = Rotation.random(24, rng=1).as_matrix().astype("float32")
     images = render_shadows((centers, weights, sigmas), true, SIZE, EXTENT)
-    poses, _ = net.search(net.coarse(images, 0), 0)
+    poses, _ = net.search(net.density_state(), net.coarse(images, 0), 0)
     errors = np.degrees((Rotation.from_matrix(poses.numpy()).inv() * Rotation.from_matrix(true)).magnitude())
     # Level 2 (about 15 degrees), then stencils of 5, 2.5 and 1.25 degrees.
     assert np.median(errors) < 2.0, errors
@@ -229,7 +232,7 @@ def test_a_few_hundred_steps_learn_the_f_from_shadows_without_poses():
 
     held_out = Rotation.random(64, rng=3).as_matrix().astype("float32")
     shadows = render_shadows((centers, weights, sigmas), held_out, SIZE, EXTENT)
-    poses, _ = net.search(net.coarse(shadows, 2), 2)
+    poses, _ = net.search(net.density_state(), net.coarse(shadows, 2), 2)
     aligned = align_poses(poses.numpy(), held_out)
     assert np.median(aligned["errors_deg"]) < 5.0
 
@@ -276,5 +279,74 @@ def test_the_encoder_only_comparison_trains_the_encoder_through_the_renderer_wit
     own = net.stage_terms(images, 0, None, predicted)[0]
     turned = net.stage_terms(images, 0, None, half_turn @ predicted)[0]
     np.testing.assert_allclose(own, turned, rtol=1e-5)
-    shadows = [net.shadows(pose, 0) for pose in (predicted, half_turn @ predicted)]
+    shadows = [net.shadows(net.density_state(), pose, 0) for pose in (predicted, half_turn @ predicted)]
     assert float(tf.reduce_max(tf.abs(shadows[0] - shadows[1]))) > 0.1 * float(tf.reduce_max(shadows[0]))
+
+
+def voxel_model(stage, max_shift=0.0):
+    return AbInitio(
+        density=VoxelDensity(size=SIZE, extent=EXTENT, count=10),
+        encoder=RotationConditionedEncoder(filters=(4,), units=8),
+        head=OrientationHead((8,)),
+        image_size=SIZE,
+        stages=[{**stage, "temperature": 0.0, "until": 1.0}],
+        total_steps=10,
+        max_shift=max_shift,
+        candidates=8,
+    )
+
+
+def test_fourier_cropping_keeps_the_pixels_dot_products_and_matches_the_blurred_coarse_grid():
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(size=(2, SIZE, SIZE)).astype("float32")
+    whole = cropped_spectra(np.stack([a, b]), SIZE, _parseval(SIZE).astype("float32")).numpy()
+    assert float(whole[0] @ whole[1]) == pytest.approx(float(np.sum(a * b)), rel=1e-4)
+    # A smooth shadow blurred by 3 pixels: cropped to half the frequencies, it is the shadow read on
+    # the grid 2 times coarser (blurred by two matrix products, tested against the analytic
+    # Gaussian above), up to what that reading aliases.
+    net = voxel_model({"downsample": 2, "blur": 3.0})
+    shadow = render_shadows(
+        f_in_box_units(), Rotation.random(1, rng=4).as_matrix().astype("float32"), SIZE, EXTENT
+    )
+    cropped = net.coarse(shadow, 0).numpy()[0]
+    matrix = blur_matrix(SIZE, 2, 3.0)
+    read = spectra(np.einsum("ij,jk,lk->il", matrix, shadow.numpy()[0], matrix)[None]).numpy()[0]
+    # The coarse grid's origin is its pixel n // 2, the crop's its pixel 0: compare magnitudes.
+    half = len(read) // 2
+    magnitude = [np.hypot(v[:half].reshape(16, -1), v[half:].reshape(16, -1)) for v in (cropped, read)]
+    np.testing.assert_allclose(magnitude[0], magnitude[1], atol=0.02 * magnitude[1].max())
+
+
+def test_a_voxel_density_of_the_f_casts_the_exact_shadows_and_its_search_finds_true_poses():
+    net = voxel_model({"downsample": 2, "blur": 1.0})
+    net.density.values.assign(render_volume(BlobSample(*f_in_box_units()), SIZE, EXTENT))
+    true = Rotation.random(24, rng=1).as_matrix().astype("float32")
+    images = render_shadows(f_in_box_units(), true, SIZE, EXTENT)  # the blobs' exact shadows
+    low, shadows = net.coarse(images, 0), net.shadows(net.density_state(), true, 0)
+    cosine = np.sum(low * shadows, -1) / np.linalg.norm(low, axis=-1) / np.linalg.norm(shadows, axis=-1)
+    assert cosine.min() > 0.999
+    poses, _ = net.search(net.density_state(), low, 0)
+    errors = np.degrees((Rotation.from_matrix(poses.numpy()).inv() * Rotation.from_matrix(true)).magnitude())
+    assert np.median(errors) < 2.0, errors
+
+
+def test_a_voxel_densitys_shadow_moves_with_its_shift_and_its_loss_reaches_the_voxels():
+    net = voxel_model({"downsample": 2, "blur": 1.0}, max_shift=4.0)
+    net.density.values.assign(render_volume(BlobSample(*f_in_box_units()), SIZE, EXTENT))
+    pose = Rotation.random(1, rng=5).as_matrix().astype("float32")
+    shift = np.array([[2.0, -1.0]], "float32")  # pixels of the 32-pixel images
+    moved = render_shadows(f_in_box_units(), pose, SIZE, EXTENT, shift * 2 * EXTENT / SIZE)
+    at_shift = net.shadows(net.density_state(), pose, 0, True, shift / 2)  # in the stage's pixels
+    unmoved = net.shadows(net.density_state(), pose, 0, True)
+    low = net.coarse(moved, 0)
+    assert float(paired_residuals(low, at_shift)[0]) < 0.01 * float(paired_residuals(low, unmoved)[0])
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(net.loss_terms({"images": moved[..., None]})["reconstruction"])
+    gradient = tape.gradient(loss, net.density.values)
+    assert gradient is not None and float(tf.reduce_max(tf.abs(gradient))) > 0
+
+
+def test_a_model_with_a_voxel_density_round_trips_its_config():
+    net = voxel_model({"downsample": 2, "blur": 1.0})
+    again = AbInitio.from_config(net.get_config())
+    assert isinstance(again.density, VoxelDensity) and again.voxels and again.density.size == SIZE

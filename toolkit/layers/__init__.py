@@ -11,6 +11,7 @@ from toolkit.layers.orientation_encoding import OrientationEncoding
 from toolkit.layers.orientation_head import OrientationHead
 from toolkit.layers.projection_decoder import ProjectionDecoder
 from toolkit.layers.rotation_conditioned_encoder import RotationConditionedEncoder
+from toolkit.layers.voxel_density import VoxelDensity
 
 __all__ = [
     "BlobDensity",
@@ -21,4 +22,5 @@ __all__ = [
     "OrientationHead",
     "ProjectionDecoder",
     "RotationConditionedEncoder",
+    "VoxelDensity",
 ]

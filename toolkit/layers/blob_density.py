@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from toolkit.data.objects import BlobSample
-from toolkit.data.render import render_shadows
+from toolkit.data.render import render_shadows, render_volume
 
 #: Rotation by 180 degrees about the beam (z): its shadow is the shadow of R turned in plane.
 IN_PLANE_FLIP = np.diag([-1.0, -1.0, 1.0]).astype(np.float32)
@@ -115,6 +115,10 @@ class BlobDensity(keras.layers.Layer):
     def sample(self) -> BlobSample:
         """The density as it stands, for `toolkit.data.render.render_volume` or a map."""
         return BlobSample(*(np.asarray(v.numpy(), np.float64) for v in self.blobs()))
+
+    def as_map(self) -> np.ndarray:
+        """The density on the shadows' grid, float32 [image_size, image_size, image_size] (z, y, x)."""
+        return render_volume(self.sample(), self.image_size, self.extent)
 
     def compute_output_shape(self, rotations_shape, translations_shape=None):
         return (rotations_shape[0], self.image_size, self.image_size)

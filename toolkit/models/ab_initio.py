@@ -45,8 +45,10 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from toolkit.data.projector import slice_at
 from toolkit.data.render import pixel_centers, render_shadows
 from toolkit.geometry import grids
+from toolkit.layers.voxel_density import VoxelDensity
 
 EXTENT = 1.0  # the density lives in box units: the images span [-1, 1]
 HALF_TURN = np.diag([-1.0, -1.0, 1.0]).astype(np.float32)  # in plane, about the beam
@@ -68,6 +70,21 @@ def blur_matrix(image_size: int, downsample: int, blur: float) -> np.ndarray:
     width = blur * (fine[1] - fine[0])
     weights = np.exp(-0.5 * np.square((coarse[:, None] - fine[None, :]) / width))
     return (weights * (fine[1] - fine[0]) / (math.sqrt(2 * math.pi) * width)).astype(np.float32)
+
+
+def crop_frequencies(image_size: int, downsample: int, blur: float) -> tuple[np.ndarray, np.ndarray]:
+    """A stage's comparison by Fourier cropping, for a voxel density: (frequencies, weights).
+
+    frequencies [n (n // 2 + 1), 2]: (kx, ky) in cycles per image pixel, the `rfft2d` half plane
+    of an n = S / `downsample` grid; weights [n, n // 2 + 1]: the Gaussian blur's transfer times
+    `_parseval(n)` over downsample^2, so vectors have the norm of the blurred image read at n
+    points a side, as the blob density's comparison has.
+    """
+    size = image_size // downsample
+    ky, kx = (k / downsample for k in _half_plane(size))
+    frequencies = np.stack(np.broadcast_arrays(kx, ky), -1).reshape(-1, 2)
+    transfer = np.exp(-2.0 * np.pi**2 * blur**2 * (kx**2 + ky**2))
+    return frequencies.astype(np.float32), (transfer * _parseval(size) / downsample**2).astype(np.float32)
 
 
 def stencil(step_degrees: float) -> np.ndarray:
@@ -120,13 +137,32 @@ def spectra(images):
     many coefficients of the full spectrum it stands for (1 or 2): so the vectors' dot products
     equal the images' (Parseval).
     """
-    size = images.shape[-1]
+    weights = tf.constant(_parseval(images.shape[-1]).astype(np.float32))
+    return _laid_out(tf.signal.rfft2d(tf.cast(images, tf.float32)), weights)
+
+
+def _parseval(size: int) -> np.ndarray:
+    """sqrt(m / n^2) [n, n // 2 + 1]: the weight of each `rfft2d` coefficient, m the full spectrum's
+    coefficients it stands for (1 or 2)."""
     ky, kx = _half_plane(size)
-    count = np.where((kx == 0) | (kx == 0.5), 1.0, 2.0) * np.ones_like(ky)
-    weight = tf.constant(np.sqrt(count / size**2).astype(np.float32))
-    coefficients = tf.signal.rfft2d(tf.cast(images, tf.float32))
-    halves = tf.concat([tf.math.real(coefficients) * weight, tf.math.imag(coefficients) * weight], -1)
-    return tf.reshape(halves, tf.concat([tf.shape(images)[:-2], [-1]], 0))
+    return np.sqrt(np.where((kx == 0) | (kx == 0.5), 1.0, 2.0) * np.ones_like(ky) / size**2)
+
+
+def _laid_out(coefficients, weights):
+    """Complex coefficients [..., n, n // 2 + 1] times `weights` as `spectra`'s real vectors [..., K]."""
+    halves = tf.concat([tf.math.real(coefficients) * weights, tf.math.imag(coefficients) * weights], -1)
+    return tf.reshape(halves, tf.concat([tf.shape(coefficients)[:-2], [-1]], 0))
+
+
+def cropped_spectra(images, size: int, weights):
+    """Images [B, S, S] (origin pixel S // 2) as `spectra` of an n = `size` grid, by Fourier cropping.
+
+    The S-pixel spectrum's n x (n // 2 + 1) lowest frequencies, times `weights` [n, n // 2 + 1];
+    the voxel density's shadows are read at the same frequencies (`AbInitio.frequencies`).
+    """
+    full = tf.signal.rfft2d(tf.signal.ifftshift(tf.cast(images, tf.float32), axes=[-2, -1]))
+    rows = np.round(np.fft.fftfreq(size) * size).astype(np.int64) % images.shape[-1]
+    return _laid_out(tf.gather(full[..., : size // 2 + 1], rows, axis=-2), weights)
 
 
 def ctf_weights(ctf, size: int):
@@ -156,10 +192,14 @@ def shift_spectra(vectors, offsets, size: int):
 
 @keras.saving.register_keras_serializable(package="toolkit")
 class AbInitio(keras.Model):
-    """A blob density, its poses found by search, and an encoder that learns those poses.
+    """A density, its poses found by search, and an encoder that learns those poses.
 
     Args:
-        density: a `BlobDensity` in box units (extent 1) with the images' size.
+        density: a `BlobDensity` or a `VoxelDensity` in box units (extent 1) with the images'
+            size. A voxel density is compared by Fourier cropping: its shadows' coefficients
+            are read from its spectrum at the stage's n x (n // 2 + 1) lowest frequencies
+            (`toolkit.data.projector.slice_at`) and the images' are the same of their FFT, both
+            times the blur's transfer.
         encoder: maps images to features, e.g. `RotationConditionedEncoder`.
         head: maps features to rotation matrices, e.g. `OrientationHead`.
         image_size: pixels per side of the images.
@@ -229,6 +269,10 @@ class AbInitio(keras.Model):
         if poses not in ("search", "encoder"):
             raise ValueError(f"AbInitio: `poses` is 'search' or 'encoder', got {poses!r}")
         self.poses = poses
+        self.voxels = isinstance(density, VoxelDensity)
+        crops = [crop_frequencies(self.image_size, s["downsample"], s["blur"]) for s in self.stages]
+        self.frequencies = [tf.constant(frequencies) for frequencies, _ in crops]
+        self.transfers = [tf.constant(weights) for _, weights in crops]
         self.grid = tf.constant(grids.cell_rotations(search_level, *grids.full_grid(search_level)))
         first = grids.step_degrees(search_level) / 2
         self.stencils = [tf.constant(stencil(first / 2**r)) for r in range(self.local_rounds)]
@@ -259,6 +303,14 @@ class AbInitio(keras.Model):
             return tf.constant(len(self.stages) - 1, tf.int32)
         return tf.reduce_sum(tf.cast(tf.cast(step, tf.float32) >= self.boundaries, tf.int32))
 
+    def compares_spectra(self, ctf) -> bool:
+        """Whether comparisons are of Fourier coefficients: for a voxel density, a CTF or shifts."""
+        return self.voxels or ctf is not None or self.max_shift > 0
+
+    def density_state(self):
+        """What the shadows are made from: the blobs (centres, masses, widths), or the map's spectrum."""
+        return self.density.spectrum() if self.voxels else self.density.blobs()
+
     def size(self, stage: int) -> int:
         """Pixels per side of a stage's coarse grid."""
         return self.image_size // self.stages[stage]["downsample"]
@@ -270,37 +322,46 @@ class AbInitio(keras.Model):
         grid = np.stack(np.meshgrid(line, line, indexing="ij"), -1).reshape(-1, 2)
         return grid[np.hypot(grid[:, 0], grid[:, 1]) <= reach + 1e-6]
 
-    def shadows(self, rotations, stage: int, fourier: bool = False, shifts=None):
+    def shadows(self, state, rotations, stage: int, fourier: bool = False, shifts=None):
         """The density's shadows [N, K] at a stage's blur and grid: pixels, or `spectra` if `fourier`.
 
-        `shifts` [N, 2]: where each shadow's centre lies, (x, y) in the stage's pixels.
+        `state`: from `density_state`; `shifts` [N, 2]: where each shadow's centre lies, (x, y) in
+        the stage's pixels. A voxel density's shadows are always spectra.
         """
-        spec = self.stages[stage]
-        centers, masses, widths = self.density.blobs()
-        blurred = tf.sqrt(tf.square(widths) + (spec["blur"] * 2.0 * EXTENT / self.image_size) ** 2)
         size = self.size(stage)
+        if self.voxels:
+            values = slice_at(state, rotations, self.frequencies[stage]) * self.density.voxel_size
+            vectors = _laid_out(tf.reshape(values, [-1, size, size // 2 + 1]), self.transfers[stage])
+            return vectors if shifts is None else shift_spectra(vectors, -shifts[:, None, :], size)[:, 0]
+        centers, masses, widths = state
+        blurred = tf.sqrt(
+            tf.square(widths) + (self.stages[stage]["blur"] * 2.0 * EXTENT / self.image_size) ** 2
+        )
         moves = None if shifts is None else shifts * (2.0 * EXTENT / size)
         images = render_shadows((centers, masses, blurred), rotations, size, EXTENT, moves)
         return spectra(images) if fourier else tf.reshape(images, [tf.shape(images)[0], size * size])
 
     def coarse(self, images, stage: int, fourier: bool = False):
-        """Images [B, S, S] blurred and read on the stage's grid [B, K]: pixels, or `spectra` if `fourier`."""
+        """Images [B, S, S] blurred and read on the stage's grid [B, K]: pixels, or `spectra` if `fourier`
+        (for a voxel density, always: `cropped_spectra`)."""
+        if self.voxels:
+            return cropped_spectra(images, self.size(stage), self.transfers[stage])
         blur = self.blurs[stage]
         low = tf.einsum("ij,bjk,lk->bil", blur, images, blur)
         return spectra(low) if fourier else tf.reshape(low, [tf.shape(images)[0], -1])
 
-    def search(self, images, stage: int, ctf=None):
+    def search(self, state, images, stage: int, ctf=None):
         """Each coarse image's [B, K] best pose [B, 3, 3] and shift [B, 2] (coarse pixels), without gradient.
 
         The `candidates` best grid rotations (each at its best whole-pixel shift) are refined on
         the stencils, and the best of them is kept: a shadow's few near-equal grid rotations (its
         twins, for a thin sample) each get their own local search. Refined shifts move the
         rendered shadows, exactly, rather than the sampled images. `ctf` [B, K] as in `residuals`;
-        images are `spectra` when it is given or shifts are searched.
+        images are `spectra` when `compares_spectra`. `state`: from `density_state`.
         """
         count = tf.shape(images)[0]
-        fourier = ctf is not None or self.max_shift > 0
-        grid_errors, grid_shifts = self.grid_errors(images, stage, ctf)
+        fourier = self.compares_spectra(ctf)
+        grid_errors, grid_shifts = self.grid_errors(state, images, stage, ctf)
         top = tf.math.top_k(-grid_errors, k=self.candidates).indices
         poses = tf.gather(self.grid, top)  # [B, C, 3, 3]
         shifts = tf.gather(grid_shifts, top, batch_dims=1)  # [B, C, 2]
@@ -310,7 +371,7 @@ class AbInitio(keras.Model):
 
         def errors_at(rotations, moves):  # rotations [B, C, J, 3, 3] at moves [B, C, J, 2] -> [B, C, J]
             shadows = self.shadows(
-                tf.reshape(rotations, [-1, 3, 3]), stage, fourier, tf.reshape(moves, [-1, 2])
+                state, tf.reshape(rotations, [-1, 3, 3]), stage, fourier, tf.reshape(moves, [-1, 2])
             )
             return paired_residuals(
                 seen, tf.reshape(shadows, [count, self.candidates, -1, tf.shape(images)[-1]]), weights
@@ -329,13 +390,12 @@ class AbInitio(keras.Model):
         poses = tf.gather(poses, winner, batch_dims=1)
         return tf.stop_gradient(poses), tf.stop_gradient(tf.gather(shifts, winner, batch_dims=1))
 
-    def grid_errors(self, images, stage: int, ctf=None):
+    def grid_errors(self, state, images, stage: int, ctf=None):
         """Each image's [B, K] error at every grid rotation [B, M], at its best grid shift [B, M, 2].
 
         The best shift of each rotation, so that the candidates kept are distinct rotations.
         """
-        fourier = ctf is not None or self.max_shift > 0
-        shadows = self.shadows(self.grid, stage, fourier=fourier)
+        shadows = self.shadows(state, self.grid, stage, fourier=self.compares_spectra(ctf))
         offsets = self.offsets(stage)
         if self.max_shift <= 0:
             errors = residuals(images, shadows, ctf)
@@ -354,20 +414,21 @@ class AbInitio(keras.Model):
         `ctf` [B, S, S]: the CTF each image went through, or None; `predicted` [B, 3, 3]: the
         encoder's poses, which render the shadows when `poses` is "encoder".
         """
-        fourier = ctf is not None or self.max_shift > 0
+        fourier = self.compares_spectra(ctf)
         low = self.coarse(images, stage, fourier)
+        state = self.density_state()
         size, downsample = self.size(stage), self.stages[stage]["downsample"]
         weights = None if ctf is None else ctf_weights(ctf, size)
         if self.poses == "encoder":
             options = tf.stack([predicted, tf.constant(HALF_TURN) @ predicted], axis=1)  # [B, 2, 3, 3]
-            shadows = self.shadows(tf.reshape(options, [-1, 3, 3]), stage, fourier)
+            shadows = self.shadows(state, tf.reshape(options, [-1, 3, 3]), stage, fourier)
             shadows = tf.reshape(shadows, [tf.shape(low)[0], 2, -1])
             errors = paired_residuals(low[:, None], shadows, None if weights is None else weights[:, None])
             chosen = tf.gather(options, tf.argmin(errors, axis=1), batch_dims=1)
             return tf.reduce_min(errors, axis=1), tf.stop_gradient(chosen), tf.zeros([tf.shape(low)[0], 2])
         temperature = self.stages[stage]["temperature"]
         if temperature > 0:
-            errors, grid_shifts = self.grid_errors(low, stage, weights)
+            errors, grid_shifts = self.grid_errors(state, low, stage, weights)
             best = tf.reduce_min(errors, axis=1, keepdims=True)
             scale = temperature * tf.reduce_mean(best) + 1e-12
             soft = tf.stop_gradient(tf.nn.softmax(-(errors - best) / scale, axis=1))
@@ -375,8 +436,9 @@ class AbInitio(keras.Model):
             poses = tf.stop_gradient(tf.gather(self.grid, choice))
             shifts = tf.gather(grid_shifts, choice, batch_dims=1)
             return tf.reduce_sum(soft * errors, axis=1), poses, shifts * downsample
-        poses, shifts = self.search(tf.stop_gradient(low), stage, weights)
-        reconstruction = paired_residuals(low, self.shadows(poses, stage, fourier, shifts), weights)
+        frozen = tf.nest.map_structure(tf.stop_gradient, state)
+        poses, shifts = self.search(frozen, tf.stop_gradient(low), stage, weights)
+        reconstruction = paired_residuals(low, self.shadows(state, poses, stage, fourier, shifts), weights)
         return reconstruction, poses, shifts * downsample
 
     def loss_terms(self, inputs, training=None) -> dict:

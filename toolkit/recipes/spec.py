@@ -369,15 +369,22 @@ MODELS = {
             "density": Field(
                 "section",
                 {},
-                "the learned density: Gaussian blobs in box units (the images span [-1, 1])",
+                "the learned density, in box units (the images span [-1, 1])",
                 fields={
+                    "type": Field(
+                        "str",
+                        "blobs",
+                        "Gaussian blobs (exact renderer) or a voxel map of the images' size (Fourier "
+                        "projector), which starts as the blobs' density",
+                        choices=("blobs", "voxels"),
+                    ),
                     "count": positive_int(100, "number of blobs"),
                     "radius": positive_float(
                         0.07, "the blobs start at normal positions of this spread per axis"
                     ),
                     "sigma": positive_float(0.1, "starting width of every blob"),
                     "rate": positive_float(
-                        10.0, "learning-rate multiplier of the blobs over the encoder's train.learning_rate"
+                        10.0, "learning-rate multiplier of the density over the encoder's train.learning_rate"
                     ),
                 },
             ),

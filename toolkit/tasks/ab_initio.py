@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from toolkit.data.render import render_volume
 from toolkit.data.simulate import ctf_columns
 from toolkit.data.sources.base import DataBundle, DataShapes
 from toolkit.data.sources.particles import ParticleSource
@@ -21,7 +20,7 @@ from toolkit.geometry import error_statistics, matrix_to_relion
 from toolkit.geometry.alignment import align_poses
 from toolkit.io.mrc import write_map, write_stack
 from toolkit.io.particles import image_name, write_particles, write_updated
-from toolkit.layers import BlobDensity
+from toolkit.layers import BlobDensity, VoxelDensity
 from toolkit.models.ab_initio import EXTENT, AbInitio
 from toolkit.recipes.spec import ENCODERS, HEADS
 from toolkit.reconstruction.align import align_map
@@ -68,18 +67,17 @@ class AbInitioTask(Task):
 
     def build_model(self, shapes: DataShapes) -> AbInitio:
         spec, train = self.spec, self.recipe["train"]
-        density = spec["density"]
+        density = {k: v for k, v in spec["density"].items() if k != "type"}
+        if spec["density"]["type"] == "voxels":
+            density = VoxelDensity(
+                size=shapes.image_size, extent=EXTENT, seed=train["seed"], name="density", **density
+            )
+        else:
+            density = BlobDensity(
+                image_size=shapes.image_size, extent=EXTENT, seed=train["seed"], name="density", **density
+            )
         return AbInitio(
-            density=BlobDensity(
-                count=density["count"],
-                image_size=shapes.image_size,
-                extent=EXTENT,
-                radius=density["radius"],
-                sigma=density["sigma"],
-                seed=train["seed"],
-                rate=density["rate"],
-                name="density",
-            ),
+            density=density,
             encoder=ENCODERS[spec["encoder"]["type"]].make(spec["encoder"], name="encoder"),
             head=HEADS[spec["head"]["type"]].make(spec["head"], name="head"),
             image_size=shapes.image_size,
@@ -121,7 +119,7 @@ class AbInitioTask(Task):
 
     def learned_map(self, model) -> np.ndarray:
         """The density on the images' grid [S, S, S] (z, y, x), in box units."""
-        return render_volume(model.density.sample(), model.image_size, EXTENT)
+        return model.density.as_map()
 
     def aligned_to_truth(self, model, data: DataBundle):
         """(the learned map aligned to the sample's true map, a `MapAlignment`; that true map), or None
