@@ -1,13 +1,14 @@
 """Ab initio: the F's map and every particle's pose from unlabeled particles, scored as the field scores them.
 
 Usage: python benchmarks/ab_initio.py [--count 5000] [--ablation-epochs 4] [--no-ablations]
-       [--cases [clean] [snr0.1]] [--json out.json]
+       [--cases [clean] [clean-voxels] [snr0.1]] [--json out.json]
 
 (a) `toolkit simulate` writes --count 64x64 particles of the F with truth.mrc, clean
     (recipes/f_ab_initio.yaml) and through a CTF with 2-pixel shifts at SNR 0.1
     (recipes/f_ab_initio_snr0.1.yaml); `toolkit run` of that recipe learns from them as a STAR
     file (`data.type: particles`, phase-flipped when there is a CTF, so no true pose reaches
-    it), timed as a whole;
+    it), timed as a whole; the case clean-voxels learns a voxel map (`model.density.type:
+    voxels`) from the clean particles instead of blobs;
 (b) every particle's searched pose (the run's poses.star) and the encoder's pose (`toolkit infer`)
     are aligned globally to the true ones (orthogonal Procrustes, both hands): median and mean
     geodesic error, the fractions within 2, 5 and 10 degrees; the searched shifts and the shift
@@ -19,8 +20,9 @@ Usage: python benchmarks/ab_initio.py [--count 5000] [--ablation-epochs 4] [--no
 (d) ablations on the clean particles with --ablation-epochs each: without the soft first stage,
     with one grid candidate per image, without local refinement, without frequency marching, and
     the encoder-only comparison (the encoder's poses render the shadows, no search).
-The learned density is made of Gaussian blobs, as the simulated F is: it has the form of the
-truth, which a real sample's density does not. Every figure is measured in this run.
+The blob density is made of Gaussian blobs, as the simulated F is: it has the form of the truth,
+which a real sample's density does not; the voxel map does not. Every figure is measured in this
+run.
 """
 
 from __future__ import annotations
@@ -50,7 +52,11 @@ from toolkit.runs.infer import infer
 from toolkit.runs.reconstruct import reconstruct_star
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
-CASES = {"clean": RECIPES / "f_ab_initio.yaml", "snr0.1": RECIPES / "f_ab_initio_snr0.1.yaml"}
+CASES = {  # name: (recipe, overrides, the particles' case)
+    "clean": (RECIPES / "f_ab_initio.yaml", [], "clean"),
+    "clean-voxels": (RECIPES / "f_ab_initio.yaml", ["model.density.type=voxels"], "clean"),
+    "snr0.1": (RECIPES / "f_ab_initio_snr0.1.yaml", [], "snr0.1"),
+}
 STAGES_WITHOUT_MARCHING = "[{downsample: 2, blur: 1.0, temperature: 0.0, until: 1.0}]"
 STAGES_WITHOUT_SOFT_START = (
     "[{downsample: 4, blur: 4.0, until: 0.2}, {downsample: 4, blur: 3.0, until: 0.4}, "
@@ -161,6 +167,14 @@ def score_run(run_dir: Path, star: Path, truth: np.ndarray, apix: float) -> dict
     return row
 
 
+def particles_of(case: str, folder: Path, count: int) -> Path:
+    """The STAR file of a case's simulated particles, simulated once per benchmark run."""
+    star = folder / case / "data" / "particles.star"
+    if not star.is_file():
+        simulate(load_recipe(CASES[case][0]), count, star.parent)
+    return star
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=5000)
@@ -172,27 +186,25 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="ab_initio_"))
     result = {"particles": args.count}
     for case in args.cases:
-        data = folder / case / "data"
-        simulate(load_recipe(CASES[case]), args.count, data)
-        star, truth = data / "particles.star", read_map(data / "truth.mrc")
-        apix = float(read_particles(star).pixel_size[0])
-        overrides = particle_overrides(star, noisy=case != "clean")
-        seconds = train(CASES[case], overrides, folder / case / "run")
+        recipe, extra, particles = CASES[case]
+        star = particles_of(particles, folder, args.count)
+        truth, apix = read_map(star.parent / "truth.mrc"), float(read_particles(star).pixel_size[0])
+        overrides = particle_overrides(star, noisy=particles != "clean") + extra
+        seconds = train(recipe, overrides, folder / case / "run")
         result[case] = {"wall_seconds": round(seconds), **score_run(folder / case / "run", star, truth, apix)}
-        reconstruct_star(star, folder / case / "map_from_true_poses.mrc")
-        result[case]["map_from_true_poses"] = fsc(
-            read_map(folder / case / "map_from_true_poses.mrc"), truth, apix
-        )
+        true_poses = star.parent / "map_from_true_poses.mrc"
+        if not true_poses.is_file():
+            reconstruct_star(star, true_poses)
+        result[case]["map_from_true_poses"] = fsc(read_map(true_poses), truth, apix)
         print(case, json.dumps(result[case], indent=2), flush=True)
     if not args.no_ablations:
-        star = folder / "clean" / "data" / "particles.star"
-        if not star.is_file():
-            simulate(load_recipe(CASES["clean"]), args.count, star.parent)
+        star = particles_of("clean", folder, args.count)
         truth, apix = read_map(star.parent / "truth.mrc"), float(read_particles(star).pixel_size[0])
         epochs = [f"train.epochs={args.ablation_epochs}"]
+        recipe = CASES["clean"][0]
         for name, overrides in {"all of them": [], **ABLATIONS}.items():
             out = folder / name.replace(" ", "_")
-            seconds = train(CASES["clean"], particle_overrides(star, False) + epochs + overrides, out)
+            seconds = train(recipe, particle_overrides(star, False) + epochs + overrides, out)
             result[f"ablation: {name}"] = {
                 "wall_seconds": round(seconds),
                 **score_run(out, star, truth, apix),

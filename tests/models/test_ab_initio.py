@@ -10,10 +10,9 @@ import tensorflow as tf
 from scipy.spatial.transform import Rotation
 
 from toolkit.data.ctf import apply_ctf, ctf_2d
-from toolkit.data.objects import letter_f
+from toolkit.data.objects import BlobSample, letter_f
 from toolkit.data.render import pixel_centers, render_shadows, render_volume
 from toolkit.geometry.alignment import align_poses
-from toolkit.data.objects import BlobSample
 from toolkit.layers import BlobDensity, OrientationHead, RotationConditionedEncoder, VoxelDensity
 from toolkit.models.ab_initio import (
     EXTENT,

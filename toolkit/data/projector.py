@@ -75,22 +75,24 @@ def _points_at(rotations: tf.Tensor, kx: tf.Tensor, ky: tf.Tensor, padded_size: 
 def _trilinear(points: tf.Tensor, size: int) -> tuple[tf.Tensor, tf.Tensor]:
     """Flat indices [..., 8] of the corners around each point in a cube of `size`, and their weights.
 
-    A corner outside the cube gets index 0 and weight 0, so it reads and writes nothing.
+    A corner outside the cube gets weight 0 (and some index inside), so it reads and writes
+    nothing. Weights are products of per-axis weights, computed once per point rather than per
+    corner: the reads of a search are this function's cost.
     """
     base = tf.floor(points)
     frac = points - base
     base = tf.cast(base, tf.int32)
-    indices, weights = [], []
-    for corner in range(8):
-        offset = tf.constant([(corner >> 2) & 1, (corner >> 1) & 1, corner & 1], tf.int32)
-        at = base + offset
-        inside = tf.reduce_all((at >= 0) & (at < size), axis=-1)
-        chosen = tf.cast(offset, tf.float32)
-        weight = tf.reduce_prod(chosen * frac + (1.0 - chosen) * (1.0 - frac), axis=-1)
-        flat = (at[..., 0] * size + at[..., 1]) * size + at[..., 2]
-        indices.append(tf.where(inside, flat, 0))
-        weights.append(tf.where(inside, weight, 0.0))
-    return tf.stack(indices, axis=-1), tf.stack(weights, axis=-1)
+    axes = []  # per axis: (indices [..., 2], weights [..., 2]) of the lower and the upper corner
+    for axis in range(3):
+        at = base[..., axis, None] + tf.constant([0, 1], tf.int32)
+        f = frac[..., axis, None]
+        weight = tf.concat([1.0 - f, f], -1) * tf.cast((at >= 0) & (at < size), tf.float32)
+        axes.append((tf.clip_by_value(at, 0, size - 1), weight))
+    (z, wz), (y, wy), (x, wx) = axes
+    flat = (z[..., :, None, None] * size + y[..., None, :, None]) * size + x[..., None, None, :]
+    weights = wz[..., :, None, None] * wy[..., None, :, None] * wx[..., None, None, :]
+    shape = tf.concat([tf.shape(points)[:-1], [8]], 0)
+    return tf.reshape(flat, shape), tf.reshape(weights, shape)
 
 
 def slice_spectrum(spectrum: tf.Tensor, rotations, size: int) -> tf.Tensor:

@@ -7,7 +7,9 @@ density toward the images at those poses, as stochastic-gradient ab initio metho
    both sides are blurred by a Gaussian of `blur` pixels and sampled on a grid `downsample`
    times coarser. The blob density renders its blurred shadows exactly (a blob of width s
    blurred by b is a blob of width sqrt(s^2 + b^2)), and an image is blurred by two matrix
-   products, so a coarse stage costs a fraction of a full-size one.
+   products, so a coarse stage costs a fraction of a full-size one. A voxel density is compared
+   by Fourier cropping instead: the stage's lowest frequencies of both sides, times the blur's
+   transfer, its shadows read from its 3D spectrum (computed once per step) only there.
 2. **Search.** The density's shadows at every rotation of an equal-volume SO(3) grid
    (`toolkit.geometry.grids`, level 2: 4,608 rotations about 15 degrees apart) are scored
    against the images in one matrix product, then the `candidates` best rotations are refined
