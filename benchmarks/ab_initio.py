@@ -7,8 +7,8 @@ Usage: python benchmarks/ab_initio.py [--count 5000] [--ablation-epochs 4] [--no
     (recipes/f_ab_initio.yaml) and through a CTF with 2-pixel shifts at SNR 0.1
     (recipes/f_ab_initio_snr0.1.yaml); `toolkit run` of that recipe learns from them as a STAR
     file (`data.type: particles`, phase-flipped when there is a CTF, so no true pose reaches
-    it), timed as a whole; the case clean-voxels learns a voxel map (`model.density.type:
-    voxels`) from the clean particles instead of blobs;
+    it), timed as a whole; the case clean-voxels learns a voxel map from the clean particles
+    instead of blobs (recipes/f_ab_initio_voxels.yaml);
 (b) every particle's searched pose (the run's poses.star) and the encoder's pose (`toolkit infer`)
     are aligned globally to the true ones (orthogonal Procrustes, both hands): median and mean
     geodesic error, the fractions within 2, 5 and 10 degrees; the searched shifts and the shift
@@ -54,7 +54,7 @@ from toolkit.runs.reconstruct import reconstruct_star
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 CASES = {  # name: (recipe, overrides, the particles' case)
     "clean": (RECIPES / "f_ab_initio.yaml", [], "clean"),
-    "clean-voxels": (RECIPES / "f_ab_initio.yaml", ["model.density.type=voxels"], "clean"),
+    "clean-voxels": (RECIPES / "f_ab_initio_voxels.yaml", [], "clean"),
     "snr0.1": (RECIPES / "f_ab_initio_snr0.1.yaml", [], "snr0.1"),
 }
 STAGES_WITHOUT_MARCHING = "[{downsample: 2, blur: 1.0, temperature: 0.0, until: 1.0}]"

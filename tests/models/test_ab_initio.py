@@ -282,7 +282,7 @@ def test_the_encoder_only_comparison_trains_the_encoder_through_the_renderer_wit
     assert float(tf.reduce_max(tf.abs(shadows[0] - shadows[1]))) > 0.1 * float(tf.reduce_max(shadows[0]))
 
 
-def voxel_model(stage, max_shift=0.0):
+def voxel_model(stage, max_shift=0.0, candidates=8):
     return AbInitio(
         density=VoxelDensity(size=SIZE, extent=EXTENT, count=10),
         encoder=RotationConditionedEncoder(filters=(4,), units=8),
@@ -291,7 +291,7 @@ def voxel_model(stage, max_shift=0.0):
         stages=[{**stage, "temperature": 0.0, "until": 1.0}],
         total_steps=10,
         max_shift=max_shift,
-        candidates=8,
+        candidates=candidates,
     )
 
 
@@ -349,3 +349,28 @@ def test_a_model_with_a_voxel_density_round_trips_its_config():
     net = voxel_model({"downsample": 2, "blur": 1.0})
     again = AbInitio.from_config(net.get_config())
     assert isinstance(again.density, VoxelDensity) and again.voxels and again.density.size == SIZE
+
+
+@pytest.mark.parametrize("kind", ["blobs", "voxels"])
+def test_a_stage_searching_on_a_coarser_grid_finds_poses_and_shifts_in_the_images_pixels(kind):
+    stage = {"downsample": 1, "search_downsample": 2, "blur": 1.0}
+    # 16 candidates: a grid rotation is scored at whole pixels of the coarse grid's shifts only.
+    if kind == "voxels":
+        net = voxel_model(stage, max_shift=4.0, candidates=16)
+        net.density.values.assign(render_volume(BlobSample(*f_in_box_units()), SIZE, EXTENT))
+    else:
+        net = model(
+            [{**stage, "temperature": 0.0, "until": 1.0}],
+            count=len(f_in_box_units()[0]),
+            max_shift=4.0,
+            candidates=16,
+        )
+        net.density.set_blobs(*f_in_box_units())
+    assert net.size(0) == SIZE and net.size(1) == SIZE // 2  # the stage's comparison, its search's
+    true = Rotation.random(16, rng=6).as_matrix().astype("float32")
+    shifts = np.random.default_rng(6).uniform(-3, 3, size=(16, 2)).astype("float32")
+    images = render_shadows(f_in_box_units(), true, SIZE, EXTENT, shifts * 2 * EXTENT / SIZE)
+    _, poses, found = net.stage_terms(images, 0)
+    errors = np.degrees((Rotation.from_matrix(poses.numpy()).inv() * Rotation.from_matrix(true)).magnitude())
+    assert np.median(errors) < 2.0, errors
+    assert np.median(np.linalg.norm(found - shifts, axis=1)) < 0.5, found - shifts

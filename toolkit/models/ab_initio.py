@@ -206,8 +206,10 @@ class AbInitio(keras.Model):
         head: maps features to rotation matrices, e.g. `OrientationHead`.
         image_size: pixels per side of the images.
         stages: each a dict of `downsample`, `blur` (pixels), `temperature` and `until`
-            (the fraction of the training steps at which the stage ends); they run in the order
-            of their `until`, the last to the end.
+            (the fraction of the training steps at which the stage ends), and optionally
+            `search_downsample`: the search's grid, coarser than the comparison's (a fine
+            stage's poses found at a cost of a coarser one). They run in the order of their
+            `until`, the last to the end.
         total_steps: the run's optimizer steps, which the stages divide.
         search_level: level of the SO(3) grid searched. Default value: `2`.
         local_rounds: local refinements of the best grid rotations, on stencils of half the grid's
@@ -272,14 +274,20 @@ class AbInitio(keras.Model):
             raise ValueError(f"AbInitio: `poses` is 'search' or 'encoder', got {poses!r}")
         self.poses = poses
         self.voxels = isinstance(density, VoxelDensity)
-        crops = [crop_frequencies(self.image_size, s["downsample"], s["blur"]) for s in self.stages]
+        # The comparisons ("views"): view i < len(stages) is stage i's, view len(stages) + i its search's.
+        self.views = [{"downsample": s["downsample"], "blur": s["blur"]} for s in self.stages]
+        self.views += [
+            {**view, "downsample": s.get("search_downsample") or view["downsample"]}
+            for view, s in zip(list(self.views), self.stages)
+        ]
+        crops = [crop_frequencies(self.image_size, v["downsample"], v["blur"]) for v in self.views]
         self.frequencies = [tf.constant(frequencies) for frequencies, _ in crops]
         self.transfers = [tf.constant(weights) for _, weights in crops]
         self.grid = tf.constant(grids.cell_rotations(search_level, *grids.full_grid(search_level)))
         first = grids.step_degrees(search_level) / 2
         self.stencils = [tf.constant(stencil(first / 2**r)) for r in range(self.local_rounds)]
         self.blurs = [
-            tf.constant(blur_matrix(self.image_size, s["downsample"], s["blur"])) for s in self.stages
+            tf.constant(blur_matrix(self.image_size, v["downsample"], v["blur"])) for v in self.views
         ]
         self.boundaries = tf.constant([s["until"] * total_steps for s in self.stages[:-1]], tf.float32)
 
@@ -313,46 +321,46 @@ class AbInitio(keras.Model):
         """What the shadows are made from: the blobs (centres, masses, widths), or the map's spectrum."""
         return self.density.spectrum() if self.voxels else self.density.blobs()
 
-    def size(self, stage: int) -> int:
-        """Pixels per side of a stage's coarse grid."""
-        return self.image_size // self.stages[stage]["downsample"]
+    def size(self, view: int) -> int:
+        """Pixels per side of a view's coarse grid (a view: a stage's comparison, or its search's)."""
+        return self.image_size // self.views[view]["downsample"]
 
-    def offsets(self, stage: int) -> np.ndarray:
-        """The shifts [T, 2] the grid search tries at a stage: whole coarse pixels within `max_shift`."""
-        reach = self.max_shift / self.stages[stage]["downsample"]
+    def offsets(self, view: int) -> np.ndarray:
+        """The shifts [T, 2] the grid search tries in a view: whole coarse pixels within `max_shift`."""
+        reach = self.max_shift / self.views[view]["downsample"]
         line = np.arange(-int(reach), int(reach) + 1, dtype=np.float32)
         grid = np.stack(np.meshgrid(line, line, indexing="ij"), -1).reshape(-1, 2)
         return grid[np.hypot(grid[:, 0], grid[:, 1]) <= reach + 1e-6]
 
-    def shadows(self, state, rotations, stage: int, fourier: bool = False, shifts=None):
-        """The density's shadows [N, K] at a stage's blur and grid: pixels, or `spectra` if `fourier`.
+    def shadows(self, state, rotations, view: int, fourier: bool = False, shifts=None):
+        """The density's shadows [N, K] at a view's blur and grid: pixels, or `spectra` if `fourier`.
 
         `state`: from `density_state`; `shifts` [N, 2]: where each shadow's centre lies, (x, y) in
-        the stage's pixels. A voxel density's shadows are always spectra.
+        the view's pixels. A voxel density's shadows are always spectra.
         """
-        size = self.size(stage)
+        size = self.size(view)
         if self.voxels:
-            values = slice_at(state, rotations, self.frequencies[stage]) * self.density.voxel_size
-            vectors = _laid_out(tf.reshape(values, [-1, size, size // 2 + 1]), self.transfers[stage])
+            values = slice_at(state, rotations, self.frequencies[view]) * self.density.voxel_size
+            vectors = _laid_out(tf.reshape(values, [-1, size, size // 2 + 1]), self.transfers[view])
             return vectors if shifts is None else shift_spectra(vectors, -shifts[:, None, :], size)[:, 0]
         centers, masses, widths = state
         blurred = tf.sqrt(
-            tf.square(widths) + (self.stages[stage]["blur"] * 2.0 * EXTENT / self.image_size) ** 2
+            tf.square(widths) + (self.views[view]["blur"] * 2.0 * EXTENT / self.image_size) ** 2
         )
         moves = None if shifts is None else shifts * (2.0 * EXTENT / size)
         images = render_shadows((centers, masses, blurred), rotations, size, EXTENT, moves)
         return spectra(images) if fourier else tf.reshape(images, [tf.shape(images)[0], size * size])
 
-    def coarse(self, images, stage: int, fourier: bool = False):
-        """Images [B, S, S] blurred and read on the stage's grid [B, K]: pixels, or `spectra` if `fourier`
+    def coarse(self, images, view: int, fourier: bool = False):
+        """Images [B, S, S] blurred and read on the view's grid [B, K]: pixels, or `spectra` if `fourier`
         (for a voxel density, always: `cropped_spectra`)."""
         if self.voxels:
-            return cropped_spectra(images, self.size(stage), self.transfers[stage])
-        blur = self.blurs[stage]
+            return cropped_spectra(images, self.size(view), self.transfers[view])
+        blur = self.blurs[view]
         low = tf.einsum("ij,bjk,lk->bil", blur, images, blur)
         return spectra(low) if fourier else tf.reshape(low, [tf.shape(images)[0], -1])
 
-    def search(self, state, images, stage: int, ctf=None):
+    def search(self, state, images, view: int, ctf=None):
         """Each coarse image's [B, K] best pose [B, 3, 3] and shift [B, 2] (coarse pixels), without gradient.
 
         The `candidates` best grid rotations (each at its best whole-pixel shift) are refined on
@@ -363,7 +371,7 @@ class AbInitio(keras.Model):
         """
         count = tf.shape(images)[0]
         fourier = self.compares_spectra(ctf)
-        grid_errors, grid_shifts = self.grid_errors(state, images, stage, ctf)
+        grid_errors, grid_shifts = self.grid_errors(state, images, view, ctf)
         top = tf.math.top_k(-grid_errors, k=self.candidates).indices
         poses = tf.gather(self.grid, top)  # [B, C, 3, 3]
         shifts = tf.gather(grid_shifts, top, batch_dims=1)  # [B, C, 2]
@@ -373,7 +381,7 @@ class AbInitio(keras.Model):
 
         def errors_at(rotations, moves):  # rotations [B, C, J, 3, 3] at moves [B, C, J, 2] -> [B, C, J]
             shadows = self.shadows(
-                state, tf.reshape(rotations, [-1, 3, 3]), stage, fourier, tf.reshape(moves, [-1, 2])
+                state, tf.reshape(rotations, [-1, 3, 3]), view, fourier, tf.reshape(moves, [-1, 2])
             )
             return paired_residuals(
                 seen, tf.reshape(shadows, [count, self.candidates, -1, tf.shape(images)[-1]]), weights
@@ -392,18 +400,18 @@ class AbInitio(keras.Model):
         poses = tf.gather(poses, winner, batch_dims=1)
         return tf.stop_gradient(poses), tf.stop_gradient(tf.gather(shifts, winner, batch_dims=1))
 
-    def grid_errors(self, state, images, stage: int, ctf=None):
+    def grid_errors(self, state, images, view: int, ctf=None):
         """Each image's [B, K] error at every grid rotation [B, M], at its best grid shift [B, M, 2].
 
         The best shift of each rotation, so that the candidates kept are distinct rotations.
         """
-        shadows = self.shadows(state, self.grid, stage, fourier=self.compares_spectra(ctf))
-        offsets = self.offsets(stage)
+        shadows = self.shadows(state, self.grid, view, fourier=self.compares_spectra(ctf))
+        offsets = self.offsets(view)
         if self.max_shift <= 0:
             errors = residuals(images, shadows, ctf)
             return errors, tf.zeros(tf.concat([tf.shape(errors), [2]], 0))
         moved = shift_spectra(
-            images, tf.tile(tf.constant(offsets)[None], [tf.shape(images)[0], 1, 1]), self.size(stage)
+            images, tf.tile(tf.constant(offsets)[None], [tf.shape(images)[0], 1, 1]), self.size(view)
         )
         flat = tf.reshape(moved, [-1, tf.shape(images)[-1]])
         weights = None if ctf is None else tf.repeat(ctf, len(offsets), axis=0)
@@ -439,7 +447,14 @@ class AbInitio(keras.Model):
             shifts = tf.gather(grid_shifts, choice, batch_dims=1)
             return tf.reduce_sum(soft * errors, axis=1), poses, shifts * downsample
         frozen = tf.nest.map_structure(tf.stop_gradient, state)
-        poses, shifts = self.search(frozen, tf.stop_gradient(low), stage, weights)
+        view = len(self.stages) + stage  # the search's comparison
+        if self.views[view]["downsample"] == downsample:
+            view, seen, seen_weights = stage, low, weights
+        else:
+            seen = self.coarse(images, view, fourier)
+            seen_weights = None if ctf is None else ctf_weights(ctf, self.size(view))
+        poses, shifts = self.search(frozen, tf.stop_gradient(seen), view, seen_weights)
+        shifts = shifts * (self.views[view]["downsample"] / downsample)  # in the stage's pixels
         reconstruction = paired_residuals(low, self.shadows(state, poses, stage, fourier, shifts), weights)
         return reconstruction, poses, shifts * downsample
 

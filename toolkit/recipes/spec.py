@@ -394,6 +394,13 @@ MODELS = {
                 "frequency marching: the comparisons from coarse to fine, in the order of their `until`",
                 fields={
                     "downsample": positive_int(REQUIRED, "the comparison's grid is this many times coarser"),
+                    "search_downsample": Field(
+                        "int",
+                        None,
+                        "the pose search's grid is this many times coarser (null: `downsample`'s)",
+                        minimum=1,
+                        nullable=True,
+                    ),
                     "blur": positive_float(
                         REQUIRED, "Gaussian blur of both sides, in pixels (its standard deviation)"
                     ),

@@ -57,12 +57,13 @@ class AbInitioTask(Task):
                 f"{shapes.sequence_length}; set it to 1"
             )
         for i, stage in enumerate(self.spec["stages"]):
-            if shapes.image_size % stage["downsample"]:
-                where = shapes.image_size_key or f"model.stages[{i}].downsample"
-                errors.append(
-                    f"{where}: {shapes.image_size} pixels must be a multiple of "
-                    f"model.stages[{i}].downsample = {stage['downsample']}; change one of them"
-                )
+            for key in ("downsample", "search_downsample"):
+                if stage.get(key) and shapes.image_size % stage[key]:
+                    where = shapes.image_size_key or f"model.stages[{i}].{key}"
+                    errors.append(
+                        f"{where}: {shapes.image_size} pixels must be a multiple of "
+                        f"model.stages[{i}].{key} = {stage[key]}; change one of them"
+                    )
         return errors
 
     def build_model(self, shapes: DataShapes) -> AbInitio:
