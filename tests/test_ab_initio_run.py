@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from scipy.spatial.transform import Rotation
 
 from toolkit.cli import cli
+from toolkit.layers import VoxelDensity
 
 TINY_AB_INITIO = [
     "data.image_size=32",
@@ -162,3 +163,32 @@ def test_a_run_on_ctf_shadows_writes_the_held_out_images_with_their_ctf(tmp_path
     assert {"rlnOriginXAngst", "rlnOriginYAngst"} <= set(rows.columns)
     result = invoke("reconstruct", out / "poses.star", "--out", tmp_path / "map.mrc")
     assert result.exit_code == 0, result.output
+
+
+def test_a_voxel_map_run_writes_its_map_as_learned_and_a_bad_search_downsample_is_refused(
+    tmp_path, recipes_dir
+):
+    out = tmp_path / "run"
+    result = invoke(
+        "run", recipes_dir / "f_ab_initio_voxels.yaml", *sets(TINY_AB_INITIO), "--out", out, "--quiet"
+    )
+    assert result.exit_code == 0, result.output
+    # The map is the voxels as trained: moved from their start, the random blobs' density.
+    start = VoxelDensity(size=32, extent=1.0, count=10, radius=0.07, sigma=0.1, seed=0)
+    start.build((None, 3, 3))
+    learned = mrcfile.read(out / "map.mrc")
+    assert learned.shape == (32, 32, 32)
+    change = np.abs(learned - start.as_map()).max()
+    assert 0.01 < change < 1.0, change  # five Adam steps at 10 x 0.001 per voxel: at most 0.05 each
+    assert len(starfile.read(out / "poses.star")["particles"]) == 16
+    stages = "[{downsample: 2, search_downsample: 5, blur: 1.0, until: 1.0}]"
+    result = invoke(
+        "validate",
+        recipes_dir / "f_ab_initio_voxels.yaml",
+        *sets(TINY_AB_INITIO + [f"model.stages={stages}"]),
+    )
+    assert result.exit_code == 2
+    assert (
+        "data.image_size: 32 pixels must be a multiple of model.stages[0].search_downsample = 5"
+        in result.output
+    )

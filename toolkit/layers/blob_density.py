@@ -23,8 +23,8 @@ class BlobDensity(keras.layers.Layer):
     units), it returns their exact parallel-beam shadows `[batch, image_size, image_size]`
     (`toolkit.data.render.render_shadows`), differentiable in the rotations, the shifts and
     every blob parameter. Masses and widths are stored as logarithms, so they stay positive.
-    On this CPU 200 blobs fit 64x64 shadows of the F with known poses about 10x faster per step
-    than a 64^3 voxel map through the Fourier projector.
+    A step of ab initio costs a fifth of a 64^3 `VoxelDensity`'s on this CPU (the README's
+    ab initio benchmark).
 
     Args:
         count: number of blobs.
