@@ -18,8 +18,9 @@ Usage: python benchmarks/ab_initio.py [--count 5000] [--ablation-epochs 4] [--no
     shift, hand), and their FSC against the truth is compared with a reconstruction from the
     true poses (0.5 and 0.143);
 (d) ablations on the clean particles with --ablation-epochs each: without the soft first stage,
-    with one grid candidate per image, without local refinement, without frequency marching, and
-    the encoder-only comparison (the encoder's poses render the shadows, no search).
+    with one grid candidate per image, without local refinement, without frequency marching, the
+    encoder-only comparison (the encoder's poses render the shadows, no search), and with
+    gradient steps on the poses after the local refinement (`model.pose_steps`).
 The blob density is made of Gaussian blobs, as the simulated F is: it has the form of the truth,
 which a real sample's density does not; the voxel map does not. Every figure is measured in this
 run.
@@ -69,6 +70,9 @@ ABLATIONS = {  # name: overrides on top of the recipe
     "without local refinement": ["model.local_rounds=0"],
     "without frequency marching": [f"model.stages={STAGES_WITHOUT_MARCHING}"],
     "the encoder alone (no search; cryoAI's symmetric loss)": ["model.poses=encoder"],
+    "with 4 gradient steps on each pose after the stencils (cryoDRGN-AI's refinement)": [
+        "model.pose_steps=4"
+    ],
 }
 
 

@@ -50,6 +50,7 @@ from keras import ops
 from toolkit.data.projector import slice_at
 from toolkit.data.render import pixel_centers, render_shadows
 from toolkit.geometry import grids
+from toolkit.geometry.quaternion import quaternion_to_matrix
 from toolkit.layers.voxel_density import VoxelDensity
 
 EXTENT = 1.0  # the density lives in box units: the images span [-1, 1]
@@ -96,6 +97,21 @@ def stencil(step_degrees: float) -> np.ndarray:
     line = np.radians(step_degrees) * np.array([-1.0, 0.0, 1.0])
     vectors = np.stack(np.meshgrid(line, line, line, indexing="ij"), -1).reshape(-1, 3)
     return Rotation.from_rotvec(vectors).as_matrix().astype(np.float32)
+
+
+def cross_matrix(vectors):
+    """[v]x [B, 3, 3] of vectors [B, 3]: [v]x u = v x u."""
+    x, y, z = tf.unstack(vectors, axis=-1)
+    zero = tf.zeros_like(x)
+    rows = [[zero, -z, y], [z, zero, -x], [-y, x, zero]]
+    return tf.stack([tf.stack(row, -1) for row in rows], -2)
+
+
+def turned(vectors, rotations):
+    """exp([v]x) R [B, 3, 3]: each rotation [B, 3, 3] turned by an axis-angle vector [B, 3] (radians)."""
+    angle = tf.norm(vectors, axis=-1, keepdims=True) + 1e-12
+    half = 0.5 * angle
+    return quaternion_to_matrix(tf.concat([tf.cos(half), tf.sin(half) * vectors / angle], -1)) @ rotations
 
 
 def stencil_shifts() -> np.ndarray:
@@ -200,8 +216,8 @@ class AbInitio(keras.Model):
         density: a `BlobDensity` or a `VoxelDensity` in box units (extent 1) with the images'
             size. A voxel density is compared by Fourier cropping: its shadows' coefficients
             are read from its spectrum at the stage's n x (n // 2 + 1) lowest frequencies
-            (`toolkit.data.projector.slice_at`) and the images' are the same of their FFT, both
-            times the blur's transfer.
+            (`toolkit.data.projector.slice_at`), the images' from their FFT at the same ones,
+            both times the blur's transfer.
         encoder: maps images to features, e.g. `RotationConditionedEncoder`.
         head: maps features to rotation matrices, e.g. `OrientationHead`.
         image_size: pixels per side of the images.
@@ -219,6 +235,10 @@ class AbInitio(keras.Model):
         max_shift: how far (pixels) an image's centre may lie from the box's, searched at every
             stage; 0 searches no shift. With shifts, a shift head (`Dense(2)` on the encoder's
             features) learns the searched shifts. Default value: `0.0`.
+        pose_steps: gradient steps on each searched pose (cryoDRGN-AI's refinement by gradient
+            descent) after the stencils: each turns the pose along its error's gradient by an
+            angle that starts at a quarter of the last stencil's step and halves whenever a turn
+            would not lower the error (then the pose stays). Default value: `0`.
         poses: `"search"`, or `"encoder"` for the comparison without a search: the encoder's pose
             of each image (or that pose turned half a turn in plane, whichever fits better,
             cryoAI's symmetric loss) renders the shadow, and the error trains encoder and density
@@ -256,6 +276,7 @@ class AbInitio(keras.Model):
         orientation_weight: float = 1.0,
         max_shift: float = 0.0,
         poses: str = "search",
+        pose_steps: int = 0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -273,6 +294,7 @@ class AbInitio(keras.Model):
         if poses not in ("search", "encoder"):
             raise ValueError(f"AbInitio: `poses` is 'search' or 'encoder', got {poses!r}")
         self.poses = poses
+        self.pose_steps = int(pose_steps)
         self.voxels = isinstance(density, VoxelDensity)
         # The comparisons ("views"): view i < len(stages) is stage i's, view len(stages) + i its search's.
         self.views = [{"downsample": s["downsample"], "blur": s["blur"]} for s in self.stages]
@@ -286,6 +308,7 @@ class AbInitio(keras.Model):
         self.grid = tf.constant(grids.cell_rotations(search_level, *grids.full_grid(search_level)))
         first = grids.step_degrees(search_level) / 2
         self.stencils = [tf.constant(stencil(first / 2**r)) for r in range(self.local_rounds)]
+        self.first_turn = math.radians(first / 2 ** max(self.local_rounds - 1, 0)) / 4
         self.blurs = [
             tf.constant(blur_matrix(self.image_size, v["downsample"], v["blur"])) for v in self.views
         ]
@@ -397,8 +420,36 @@ class AbInitio(keras.Model):
             poses = tf.gather(candidates, tf.argmin(errors, axis=2), batch_dims=2)
             best = tf.reduce_min(errors, axis=2)
         winner = tf.argmin(best, axis=1)
-        poses = tf.gather(poses, winner, batch_dims=1)
-        return tf.stop_gradient(poses), tf.stop_gradient(tf.gather(shifts, winner, batch_dims=1))
+        poses, shifts = tf.gather(poses, winner, batch_dims=1), tf.gather(shifts, winner, batch_dims=1)
+        if self.pose_steps:
+            poses = self.polish(
+                state, images, view, ctf, poses, shifts, tf.gather(best, winner, batch_dims=1)
+            )
+        return tf.stop_gradient(poses), tf.stop_gradient(shifts)
+
+    def polish(self, state, images, view: int, ctf, poses, shifts, errors):
+        """`pose_steps` gradient steps on each pose [B, 3, 3] at its error [B] (see `pose_steps`)."""
+        fourier = self.compares_spectra(ctf)
+        step = tf.fill([tf.shape(images)[0]], self.first_turn)
+
+        def error_of(rotations):
+            return paired_residuals(images, self.shadows(state, rotations, view, fourier, shifts), ctf)
+
+        for _ in range(self.pose_steps):
+            at = tf.zeros([tf.shape(images)[0], 3])
+            with tf.GradientTape() as tape:
+                tape.watch(at)
+                # (I + [v]x) R: the turn's derivative at v = 0, without the angle's singular norm.
+                total = tf.reduce_sum(error_of((tf.eye(3) + cross_matrix(at)) @ poses))
+            gradient = tape.gradient(total, at)
+            direction = -gradient / (tf.norm(gradient, axis=-1, keepdims=True) + 1e-30)
+            trial = turned(direction * step[:, None], poses)
+            trial_errors = error_of(trial)
+            better = trial_errors < errors
+            poses = tf.where(better[:, None, None], trial, poses)
+            errors = tf.minimum(trial_errors, errors)
+            step = tf.where(better, step, step / 2)
+        return poses
 
     def grid_errors(self, state, images, view: int, ctf=None):
         """Each image's [B, K] error at every grid rotation [B, M], at its best grid shift [B, M, 2].
@@ -506,6 +557,7 @@ class AbInitio(keras.Model):
                 "orientation_weight": self.orientation_weight,
                 "max_shift": self.max_shift,
                 "poses": self.poses,
+                "pose_steps": self.pose_steps,
             }
         )
         return config

@@ -437,6 +437,12 @@ MODELS = {
                 "symmetric loss, trained through the renderer (no search, no shifts)",
                 choices=("search", "encoder"),
             ),
+            "pose_steps": Field(
+                "int",
+                0,
+                "gradient steps on each searched pose after the local refinement (cryoDRGN-AI's)",
+                minimum=0,
+            ),
             "max_shift": Field(
                 "float",
                 0.0,

@@ -31,7 +31,8 @@ from toolkit.training.evaluate import batches, compiled_per_model
 
 
 class AbInitioTask(Task):
-    """Learn a blob density and each image's pose by search, and an encoder that amortizes the search.
+    """Learn a density (blobs or a voxel map) and each image's pose by search, and an encoder that
+    amortizes the search.
 
     Held-out metrics (with true poses): the searched poses' and the encoder's geodesic errors
     after global alignment (`val_median_error_deg`, `val_encoder_median_error_deg`, ...), and
@@ -90,6 +91,7 @@ class AbInitioTask(Task):
             orientation_weight=spec["orientation_weight"],
             max_shift=spec["max_shift"],
             poses=spec["poses"],
+            pose_steps=spec["pose_steps"],
             name=self.recipe["name"].replace("-", "_").replace(".", "_"),
         )
 
