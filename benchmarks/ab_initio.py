@@ -22,7 +22,7 @@ Usage: python benchmarks/ab_initio.py [--count 5000] [--ablation-epochs 4] [--no
     encoder-only comparison (the encoder's poses render the shadows, no search), and with
     gradient steps on the poses after the local refinement (`model.pose_steps`).
 The blob density is made of Gaussian blobs, as the simulated F is: it has the form of the truth,
-which a real sample's density does not; the voxel map does not. Every figure is measured in this
+which a real sample's density does not; the voxel map has no such form. Every figure is measured in this
 run.
 """
 
@@ -53,10 +53,10 @@ from toolkit.runs.infer import infer
 from toolkit.runs.reconstruct import reconstruct_star
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
-CASES = {  # name: (recipe, overrides, the particles' case)
-    "clean": (RECIPES / "f_ab_initio.yaml", [], "clean"),
-    "clean-voxels": (RECIPES / "f_ab_initio_voxels.yaml", [], "clean"),
-    "snr0.1": (RECIPES / "f_ab_initio_snr0.1.yaml", [], "snr0.1"),
+CASES = {  # name: (recipe, the case whose particles it learns from)
+    "clean": (RECIPES / "f_ab_initio.yaml", "clean"),
+    "clean-voxels": (RECIPES / "f_ab_initio_voxels.yaml", "clean"),
+    "snr0.1": (RECIPES / "f_ab_initio_snr0.1.yaml", "snr0.1"),
 }
 STAGES_WITHOUT_MARCHING = "[{downsample: 2, blur: 1.0, temperature: 0.0, until: 1.0}]"
 STAGES_WITHOUT_SOFT_START = (
@@ -190,10 +190,10 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="ab_initio_"))
     result = {"particles": args.count}
     for case in args.cases:
-        recipe, extra, particles = CASES[case]
+        recipe, particles = CASES[case]
         star = particles_of(particles, folder, args.count)
         truth, apix = read_map(star.parent / "truth.mrc"), float(read_particles(star).pixel_size[0])
-        overrides = particle_overrides(star, noisy=particles != "clean") + extra
+        overrides = particle_overrides(star, noisy=particles != "clean")
         seconds = train(recipe, overrides, folder / case / "run")
         result[case] = {"wall_seconds": round(seconds), **score_run(folder / case / "run", star, truth, apix)}
         true_poses = star.parent / "map_from_true_poses.mrc"

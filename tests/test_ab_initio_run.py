@@ -179,7 +179,7 @@ def test_a_voxel_map_run_writes_its_map_as_learned_and_a_bad_search_downsample_i
     learned = mrcfile.read(out / "map.mrc")
     assert learned.shape == (32, 32, 32)
     change = np.abs(learned - start.as_map()).max()
-    assert 0.01 < change < 1.0, change  # five Adam steps at 10 x 0.001 per voxel: at most 0.05 each
+    assert 0.01 < change < 0.1, change  # five Adam steps of about 10 x 0.001 per voxel
     assert len(starfile.read(out / "poses.star")["particles"]) == 16
     stages = "[{downsample: 2, search_downsample: 5, blur: 1.0, until: 1.0}]"
     result = invoke(
