@@ -51,10 +51,10 @@ from toolkit.data.projector import slice_at
 from toolkit.data.render import pixel_centers, render_shadows
 from toolkit.geometry import grids
 from toolkit.geometry.quaternion import quaternion_to_matrix
+from toolkit.layers.blob_density import flip_in_plane
 from toolkit.layers.voxel_density import VoxelDensity
 
 EXTENT = 1.0  # the density lives in box units: the images span [-1, 1]
-HALF_TURN = np.diag([-1.0, -1.0, 1.0]).astype(np.float32)  # in plane, about the beam
 
 
 def blur_matrix(image_size: int, downsample: int, blur: float) -> np.ndarray:
@@ -481,7 +481,7 @@ class AbInitio(keras.Model):
         size, downsample = self.size(stage), self.stages[stage]["downsample"]
         weights = None if ctf is None else ctf_weights(ctf, size)
         if self.poses == "encoder":
-            options = tf.stack([predicted, tf.constant(HALF_TURN) @ predicted], axis=1)  # [B, 2, 3, 3]
+            options = tf.stack([predicted, flip_in_plane(predicted)], axis=1)  # [B, 2, 3, 3]
             shadows = self.shadows(state, tf.reshape(options, [-1, 3, 3]), stage, fourier)
             shadows = tf.reshape(shadows, [tf.shape(low)[0], 2, -1])
             errors = paired_residuals(low[:, None], shadows, None if weights is None else weights[:, None])
